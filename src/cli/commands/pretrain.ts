@@ -1,0 +1,98 @@
+import { Command, Option } from 'commander';
+import { setBackend } from '../../backend/index.js';
+import { saveModel } from '../../models/checkpoint.js';
+import { listModels } from '../../models/registry.js';
+import { loadDataset } from '../../streams/datasets/index.js';
+import { evaluateClean } from '../../training/evaluate.js';
+import { pretrain, PRETRAIN_DEFAULTS } from '../../training/pretrain.js';
+import { choiceOption, floatOption, intOption, parseClassList } from '../parse.js';
+import { formatSeconds, progressBar } from '../progress.js';
+import { packageVersion } from '../version.js';
+
+export function pretrainCommand(): Command {
+  const d = PRETRAIN_DEFAULTS;
+  return new Command('pretrain')
+    .description('train a source model on a clean dataset and save it as a checkpoint with a manifest')
+    .requiredOption('--out <dir>', 'checkpoint directory to write (model.json, weights.bin, manifest.json)')
+    .option('--model <name>', `zoo architecture (${listModels().map((m) => m.name).join(', ')})`, 'resnet8')
+    .option('--width <n>', 'channels of the first ResNet stage', intOption('--width', 1))
+    .option('--dataset <name>', 'training dataset', 'fashion-mnist')
+    .option('--data-dir <dir>', 'where the dataset files are (default: look-up order in the README)')
+    .option('--classes <list>', 'train on these class ids only, e.g. 0-4 or 0,2,5', parseClassList)
+    .option('--epochs <n>', 'passes over the training set', intOption('--epochs', 1), d.epochs)
+    .option('--batch-size <n>', 'images per step', intOption('--batch-size', 1), d.batchSize)
+    .addOption(new Option('--optimizer <name>', 'sgd (Nesterov momentum) or adam').default(d.optimizer).argParser(choiceOption('--optimizer', ['sgd', 'adam'] as const)))
+    .option('--lr <x>', 'peak learning rate', floatOption('--lr'), d.lr)
+    .option('--momentum <x>', 'SGD momentum', floatOption('--momentum'), d.momentum)
+    .option('--weight-decay <x>', 'L2 on conv/dense kernels', floatOption('--weight-decay'), d.weightDecay)
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule').default(d.schedule).argParser(choiceOption('--schedule', ['cosine', 'constant'] as const)))
+    .option('--crop-pad <n>', 'random-crop padding in pixels (0 = no crop)', intOption('--crop-pad'), (d.augment || { cropPad: 0 }).cropPad)
+    .option('--no-flip', 'no random horizontal flips')
+    .option('--no-augment', 'no augmentation at all')
+    .option('--limit <n>', 'train on a seeded subset of n images (quick runs)', intOption('--limit', 1))
+    .option('--eval-limit <n>', 'evaluate on the first n test images only', intOption('--eval-limit', 1))
+    .option('--seed <n>', 'seed for initialisation, shuffling and augmentation', intOption('--seed'), d.seed)
+    .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
+    .option('--quiet', 'no progress bar')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  # the shipped 10-class model (see models/fmnist-resnet8/manifest.json for the exact command)
+  ctta pretrain --model resnet8 --epochs 15 --out models/fmnist-resnet8
+  # a base model on classes 0-4, for class-incremental scenarios
+  ctta pretrain --model resnet8 --classes 0-4 --out models/fmnist-resnet8-base5
+  # a one-minute smoke run
+  ctta pretrain --epochs 1 --limit 2000 --out /tmp/smoke`,
+    )
+    .action(async (o) => {
+      const backend = await setBackend(o.backend);
+      const started = Date.now();
+      const [train, test] = [await loadDataset(o.dataset, 'train', { dataDir: o.dataDir }), await loadDataset(o.dataset, 'test', { dataDir: o.dataDir })];
+      const bar = progressBar(o.epochs, 'epoch {value}/{total} [{bar}] step {step} loss {loss} | {ips} img/s | ETA {eta_t}', { quiet: o.quiet });
+      const options = {
+        ...d,
+        model: o.model,
+        modelOptions: o.width ? { width: o.width } : {},
+        classes: o.classes,
+        epochs: o.epochs,
+        batchSize: o.batchSize,
+        optimizer: o.optimizer,
+        lr: o.lr,
+        momentum: o.momentum,
+        weightDecay: o.weightDecay,
+        schedule: o.schedule,
+        augment: o.augment === false ? (false as const) : { cropPad: o.cropPad, flip: o.flip !== false },
+        limit: o.limit,
+        seed: o.seed,
+        onProgress: (p: { epoch: number; step: number; stepsPerEpoch: number; loss: number; imagesPerSecond: number; etaSeconds: number }) =>
+          bar.update(p.epoch - 1 + p.step / p.stepsPerEpoch, {
+            step: `${p.step}/${p.stepsPerEpoch}`,
+            loss: p.loss.toFixed(4),
+            ips: p.imagesPerSecond.toFixed(0),
+            eta_t: formatSeconds(p.etaSeconds),
+          }),
+      };
+      const { network, history } = await pretrain(train, options);
+      bar.stop();
+      const evaluation = await evaluateClean(network, test, { classes: o.classes, limit: o.evalLimit });
+      const classes = evaluation.classes;
+      await saveModel(network, o.out, {
+        dataset: o.dataset,
+        classNames: classes.map((c) => train.classNames[c]!),
+        classes,
+        cleanTestAccuracy: evaluation.accuracy,
+        command: reproduceCommand(),
+        training: { ...options, onProgress: undefined, history, evaluatedOn: `${o.dataset} test split (${evaluation.n} images)` },
+        createdWith: { ctta: packageVersion(), backend: backend.name, versions: backend.versions, node: process.version, seconds: (Date.now() - started) / 1000 },
+      });
+      network.dispose();
+      console.log(`saved ${o.out}: clean test accuracy ${(evaluation.accuracy * 100).toFixed(2)}% on ${evaluation.n} images (${formatSeconds((Date.now() - started) / 1000)})`);
+    });
+}
+
+/** The command line as typed, with the program name normalised to `ctta`. */
+function reproduceCommand(): string {
+  const args = process.argv.slice(2).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
+  return ['ctta', ...args].join(' ');
+}

@@ -1,0 +1,311 @@
+/**
+ * `Network` runs a tfjs LayersModel layer by layer instead of through `model.predict`.
+ *
+ * Why not just call the model: adaptation methods need to (a) choose the statistics every norm
+ * layer uses, (b) read the penultimate features and the logits from one pass, (c) add parallel
+ * branches to chosen layers (ViDA adapters) and (d) differentiate with respect to any subset of
+ * weights. Executing the graph ourselves gives all four for any LayersModel - the zoo's own
+ * models and models converted from Keras alike - while weights stay in the LayersModel, so
+ * saving and loading use the standard tfjs format.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { CttaError } from '../errors.js';
+import { activation } from './activations.js';
+import { GroupNormalization } from './layers/group-norm.js';
+import { NormLayer, type NormStatistics } from './norm.js';
+
+/** What a layer-level hook sees (e.g. ViDA wraps conv and dense layers with adapters). */
+export interface LayerCall {
+  readonly layer: tf.layers.Layer;
+  readonly className: string;
+  readonly input: tf.Tensor;
+  readonly output: tf.Tensor;
+}
+/** Returns the layer's (possibly modified) output. Runs inside the forward pass's tf.tidy. */
+export type LayerHook = (call: LayerCall) => tf.Tensor;
+
+/** How the network was made, so a checkpoint can rebuild it. */
+export interface NetworkSpec {
+  architecture: string;
+  options: Record<string, unknown>;
+}
+
+interface Step {
+  layer: tf.layers.Layer;
+  className: string;
+  inputs: string[];
+  run: (inputs: tf.Tensor[]) => tf.Tensor;
+}
+
+export interface ForwardResult {
+  features: tf.Tensor2D;
+  logits: tf.Tensor2D;
+}
+
+export class Network {
+  readonly norms: NormLayer[] = [];
+  /** [height, width, channels] the model expects (float input in [0, 1]). */
+  readonly inputShape: [number, number, number];
+  readonly numClasses: number;
+  readonly featureDim: number;
+  /** Layer hooks, applied in insertion order after each layer's own computation. */
+  readonly hooks: LayerHook[] = [];
+  private readonly steps: Step[] = [];
+  private readonly inputName: string;
+  private readonly featureName: string;
+  private readonly headKernel: tf.Variable;
+  private readonly headBias: tf.Variable | undefined;
+
+  constructor(
+    readonly model: tf.LayersModel,
+    readonly spec: NetworkSpec,
+  ) {
+    if (model.inputs.length !== 1 || model.outputs.length !== 1) {
+      throw new CttaError(`model "${model.name}" has ${model.inputs.length} inputs and ${model.outputs.length} outputs`, {
+        fix: 'ctta needs an image classifier with one image input and one class output',
+      });
+    }
+    const shape = model.inputs[0]!.shape;
+    if (shape.length !== 4) {
+      throw new CttaError(`model "${model.name}" takes input of shape [${shape.join(', ')}], not images`, {
+        fix: 'the model input must be [batch, height, width, channels]',
+      });
+    }
+    this.inputShape = [shape[1]!, shape[2]!, shape[3]!];
+    this.inputName = model.inputLayers[0]!.name;
+    const head = model.outputLayers[0]!;
+    if (head.getClassName() !== 'Dense') {
+      throw new CttaError(`the last layer of model "${model.name}" is ${head.getClassName()} "${head.name}", not Dense`, {
+        fix: 'ctta splits models into features + a Dense classifier head; end the model with a Dense layer',
+      });
+    }
+    this.featureName = inboundNames(head)[0]!;
+    this.headKernel = variableOf(head, 'kernel')!;
+    this.headBias = variableOf(head, 'bias');
+    this.numClasses = this.headKernel.shape[1]!;
+    this.featureDim = this.headKernel.shape[0]!;
+    for (const layer of model.layers) {
+      if (layer === head || layer.getClassName() === 'InputLayer') continue;
+      this.steps.push(this.compile(layer));
+    }
+  }
+
+  /** Penultimate features (the head's input), shape [N, featureDim]. */
+  features(x: tf.Tensor4D): tf.Tensor2D {
+    return tf.tidy(() => this.runBody(x));
+  }
+
+  /** Class logits from features: the linear head without any output activation. */
+  head(features: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const z = tf.matMul(features, this.headKernel);
+      return (this.headBias ? z.add(this.headBias) : z) as tf.Tensor2D;
+    });
+  }
+
+  logits(x: tf.Tensor4D): tf.Tensor2D {
+    return tf.tidy(() => this.head(this.runBody(x)));
+  }
+
+  /** Features and logits from one pass. */
+  forward(x: tf.Tensor4D): ForwardResult {
+    return tf.tidy(() => {
+      const features = this.runBody(x);
+      return { features, logits: this.head(features) };
+    });
+  }
+
+  /** Sets how every BatchNorm layer normalises (see NormLayer); returns the previous modes. */
+  setNormStatistics(statistics: NormStatistics, options: { alpha?: number; momentum?: number } = {}): void {
+    for (const n of this.norms) {
+      n.statistics = statistics;
+      n.alpha = options.alpha ?? 1;
+      n.momentum = options.momentum;
+    }
+  }
+
+  /** Every weight (trainable or not), keyed by its stable name, e.g. `s1_b0_conv1/kernel`. */
+  namedWeights(): Map<string, tf.Variable> {
+    const out = new Map<string, tf.Variable>();
+    for (const w of this.model.weights) out.set(w.originalName, w.read() as tf.Variable);
+    return out;
+  }
+
+  /** Weights a full fine-tune trains: kernels, biases, norm affine parameters (not running stats). */
+  trainableVariables(): tf.Variable[] {
+    return this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  }
+
+  /** Norm layers' gamma and beta only (TENT and friends). */
+  normAffineVariables(): tf.Variable[] {
+    return this.norms.flatMap((n) => n.affineVariables());
+  }
+
+  /** A deep copy with the same architecture, weights and norm settings (for teachers, anchors). */
+  async clone(): Promise<Network> {
+    const topology = this.model.toJSON(null, false) as tf.io.ModelJSON['modelTopology'];
+    const copy = await tf.models.modelFromJSON({ modelTopology: topology } as never);
+    const weights = this.model.getWeights();
+    copy.setWeights(weights);
+    const net = new Network(copy, { ...this.spec, options: { ...this.spec.options } });
+    net.norms.forEach((n, i) => {
+      const src = this.norms[i]!;
+      n.statistics = src.statistics;
+      n.alpha = src.alpha;
+      n.momentum = src.momentum;
+    });
+    return net;
+  }
+
+  /** Copies all weights (including running statistics) from a network of the same architecture. */
+  copyWeightsFrom(other: Network): void {
+    this.model.setWeights(other.model.getWeights());
+  }
+
+  /** Bytes held by the model's weights. */
+  weightBytes(): number {
+    return this.model.weights.reduce((sum, w) => sum + w.shape.reduce<number>((a, b) => a * (b ?? 1), 1) * 4, 0);
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+
+  private runBody(x: tf.Tensor4D): tf.Tensor2D {
+    const [h, w, c] = this.inputShape;
+    if (x.rank !== 4 || x.shape[1] !== h || x.shape[2] !== w || x.shape[3] !== c) {
+      throw new CttaError(`input batch has shape [${x.shape.join(', ')}] but the model expects [N, ${h}, ${w}, ${c}]`, {
+        fix: 'resize the images or use a model trained for this image size',
+      });
+    }
+    const values = new Map<string, tf.Tensor>([[this.inputName, x]]);
+    for (const step of this.steps) {
+      const inputs = step.inputs.map((name) => values.get(name)!);
+      let out = step.run(inputs);
+      for (const hook of this.hooks) {
+        out = hook({ layer: step.layer, className: step.className, input: inputs[0]!, output: out });
+      }
+      values.set(step.layer.name, out);
+    }
+    const f = values.get(this.featureName)!;
+    if (f.rank !== 2) {
+      throw new CttaError(`the features feeding the head of "${this.model.name}" have rank ${f.rank}`, {
+        fix: 'put a GlobalAveragePooling2D or Flatten layer before the final Dense layer',
+      });
+    }
+    return f as tf.Tensor2D;
+  }
+
+  private compile(layer: tf.layers.Layer): Step {
+    if (layer.inboundNodes.length !== 1) {
+      throw new CttaError(`layer "${layer.name}" is shared between ${layer.inboundNodes.length} places`, {
+        fix: 'ctta executes graphs whose layers are each used once',
+      });
+    }
+    const className = layer.getClassName();
+    const config = layer.getConfig() as Record<string, unknown>;
+    const inputs = inboundNames(layer);
+    const step = (run: (inputs: tf.Tensor[]) => tf.Tensor): Step => ({ layer, className, inputs, run });
+    switch (className) {
+      case 'Conv2D':
+      case 'DepthwiseConv2D': {
+        requireChannelsLast(layer, config);
+        const kernel = variableOf(layer, className === 'Conv2D' ? 'kernel' : 'depthwise_kernel')!;
+        const bias = config['useBias'] ? variableOf(layer, 'bias') : undefined;
+        const strides = pair(config['strides']);
+        const dilations = pair(config['dilationRate']);
+        const pad = config['padding'] as 'same' | 'valid';
+        const act = activation(config['activation'] as string, layer.name);
+        return step(([x]) => {
+          let y =
+            className === 'Conv2D'
+              ? tf.conv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, strides, pad, 'NHWC', dilations)
+              : tf.depthwiseConv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, strides, pad, 'NHWC', dilations);
+          if (bias) y = y.add(bias);
+          return act(y);
+        });
+      }
+      case 'Dense': {
+        const kernel = variableOf(layer, 'kernel')!;
+        const bias = config['useBias'] ? variableOf(layer, 'bias') : undefined;
+        const act = activation(config['activation'] as string, layer.name);
+        return step(([x]) => {
+          if (x!.rank !== 2) return layer.apply(x!) as tf.Tensor;
+          const y = tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D);
+          return act(bias ? y.add(bias) : y);
+        });
+      }
+      case 'BatchNormalization': {
+        const axis = config['axis'];
+        if (!(axis === -1 || axis === 3 || (Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === 3)))) {
+          throw new CttaError(`BatchNormalization "${layer.name}" normalises axis ${JSON.stringify(axis)}`, {
+            fix: 'ctta supports channels-last BatchNormalization (axis -1)',
+          });
+        }
+        const norm = new NormLayer(
+          layer.name,
+          'batch',
+          variableOf(layer, 'moving_mean')!.shape[0]!,
+          (config['epsilon'] as number) ?? 1e-3,
+          config['scale'] === false ? undefined : variableOf(layer, 'gamma'),
+          config['center'] === false ? undefined : variableOf(layer, 'beta'),
+          variableOf(layer, 'moving_mean'),
+          variableOf(layer, 'moving_variance'),
+        );
+        this.norms.push(norm);
+        return step(([x]) => norm.apply(x as tf.Tensor4D));
+      }
+      case GroupNormalization.className: {
+        const gamma = variableOf(layer, 'gamma')!;
+        const norm = new NormLayer(layer.name, 'group', gamma.shape[0]!, config['epsilon'] as number, gamma,
+          variableOf(layer, 'beta'), undefined, undefined, config['groups'] as number);
+        this.norms.push(norm);
+        return step(([x]) => norm.apply(x as tf.Tensor4D));
+      }
+      case 'Activation': {
+        const act = activation(config['activation'] as string, layer.name);
+        return step(([x]) => act(x!));
+      }
+      case 'ReLU':
+        if (config['maxValue'] == null) return step(([x]) => tf.relu(x!));
+        break;
+      case 'Add':
+        return step((xs) => tf.addN(xs));
+      case 'GlobalAveragePooling2D':
+        requireChannelsLast(layer, config);
+        return step(([x]) => tf.mean(x!, [1, 2]));
+      case 'Flatten':
+        return step(([x]) => tf.reshape(x!, [x!.shape[0]!, -1]));
+      case 'Dropout':
+        // Inference semantics: ctta's training recipes do not use dropout.
+        return step(([x]) => x!);
+    }
+    // Anything else runs through the layer's own implementation (no norm/adapter control).
+    return step((xs) => layer.apply(xs.length === 1 ? xs[0]! : xs) as tf.Tensor);
+  }
+}
+
+function inboundNames(layer: tf.layers.Layer): string[] {
+  const node = layer.inboundNodes[0]!;
+  return node.inboundLayers.map((l) => l.name);
+}
+
+/** The layer's weight whose name ends in `/<suffix>` (Keras naming), as the underlying Variable. */
+function variableOf(layer: tf.layers.Layer, suffix: string): tf.Variable | undefined {
+  const w = layer.weights.find((v) => v.originalName.endsWith(`/${suffix}`));
+  return w ? (w.read() as tf.Variable) : undefined;
+}
+
+function pair(v: unknown): [number, number] {
+  if (typeof v === 'number') return [v, v];
+  const a = v as number[];
+  return [a[0]!, a[1] ?? a[0]!];
+}
+
+function requireChannelsLast(layer: tf.layers.Layer, config: Record<string, unknown>): void {
+  if (config['dataFormat'] !== undefined && config['dataFormat'] !== 'channelsLast') {
+    throw new CttaError(`layer "${layer.name}" uses ${String(config['dataFormat'])}`, {
+      fix: 'convert the model to channels-last (NHWC)',
+    });
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Normalisation layers as adaptation methods see them.
+ *
+ * Test-time adaptation is mostly about norm layers: BN swaps running statistics for the current
+ * batch's, TENT trains gamma/beta, RoTTA/BN-alpha blend the two. `Network` runs every norm layer
+ * through `NormLayer.apply`, so a method changes behaviour by setting fields here instead of
+ * rewriting the model.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { groupNorm } from './layers/group-norm.js';
+
+/** Which statistics a BatchNorm layer normalises with. */
+export type NormStatistics = 'running' | 'batch';
+
+export class NormLayer {
+  /**
+   * 'running' = stored statistics (inference, Source); 'batch' = the current batch's statistics
+   * (training, BN-1, TENT). Ignored by GroupNorm, which always uses per-sample statistics.
+   */
+  statistics: NormStatistics = 'running';
+  /** With 'batch': normalise with (1-alpha)*running + alpha*batch (alpha = 1 is plain BN-1). */
+  alpha = 1;
+  /**
+   * With 'batch': after each forward pass, running <- (1-momentum)*running + momentum*batch
+   * (PyTorch convention: momentum is the weight of the new batch). undefined = never update.
+   * The update is detached from any gradient.
+   */
+  momentum: number | undefined = undefined;
+
+  constructor(
+    readonly name: string,
+    readonly kind: 'batch' | 'group',
+    readonly channels: number,
+    readonly epsilon: number,
+    /** Affine scale and shift; undefined when the layer has none (Keras center/scale=false). */
+    readonly gamma: tf.Variable | undefined,
+    readonly beta: tf.Variable | undefined,
+    /** BatchNorm only. */
+    readonly movingMean: tf.Variable | undefined,
+    readonly movingVariance: tf.Variable | undefined,
+    /** GroupNorm only. */
+    readonly groups = 1,
+  ) {}
+
+  /** Affine parameters, for methods that train only them (TENT, EATA, SAR). */
+  affineVariables(): tf.Variable[] {
+    return [this.gamma, this.beta].filter((v): v is tf.Variable => v !== undefined);
+  }
+
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    if (this.kind === 'group') {
+      return tf.tidy(() => groupNorm(x, this.gammaOrOnes(), this.betaOrZeros(), this.groups, this.epsilon));
+    }
+    return tf.tidy(() => {
+      let mean: tf.Tensor1D;
+      let variance: tf.Tensor1D;
+      if (this.statistics === 'running') {
+        mean = this.movingMean as tf.Tensor1D;
+        variance = this.movingVariance as tf.Tensor1D;
+      } else {
+        const m = tf.moments(x, [0, 1, 2]);
+        if (this.momentum !== undefined) this.updateRunning(m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, x.size / this.channels);
+        if (this.alpha === 1) {
+          mean = m.mean as tf.Tensor1D;
+          variance = m.variance as tf.Tensor1D;
+        } else {
+          // Blend as in BN-alpha: the source statistics are constants here (no gradient).
+          const a = this.alpha;
+          mean = m.mean.mul(a).add(this.movingMean!.mul(1 - a));
+          variance = m.variance.mul(a).add(this.movingVariance!.mul(1 - a));
+        }
+      }
+      // Broadcast form instead of tf.batchNorm: its gradient builds a full-size Tile, which
+      // dominated TENT's step on wasm (WASM-NOTES.md).
+      const scale = tf.rsqrt(variance.add(this.epsilon)).mul(this.gammaOrOnes());
+      const shift = this.betaOrZeros().sub(mean.mul(scale));
+      return x.mul(scale).add(shift) as tf.Tensor4D;
+    });
+  }
+
+  /** Overwrites running statistics, e.g. to restore the source model's. */
+  setRunning(mean: tf.Tensor1D, variance: tf.Tensor1D): void {
+    this.movingMean!.assign(mean);
+    this.movingVariance!.assign(variance);
+  }
+
+  private updateRunning(mean: tf.Tensor1D, variance: tf.Tensor1D, count: number): void {
+    const m = this.momentum!;
+    // Running variance is stored unbiased (as PyTorch and Keras do); batch normalisation itself
+    // uses the biased variance.
+    const unbiased = count > 1 ? count / (count - 1) : 1;
+    tf.tidy(() => {
+      this.movingMean!.assign(this.movingMean!.mul(1 - m).add(mean.mul(m)));
+      this.movingVariance!.assign(this.movingVariance!.mul(1 - m).add(variance.mul(m * unbiased)));
+    });
+  }
+
+  private gammaOrOnes(): tf.Tensor1D {
+    return (this.gamma ?? tf.ones([this.channels])) as tf.Tensor1D;
+  }
+
+  private betaOrZeros(): tf.Tensor1D {
+    return (this.beta ?? tf.zeros([this.channels])) as tf.Tensor1D;
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Small helpers for building zoo models with the tfjs-layers functional API: explicit layer
+ * names (checkpoint weights are matched by name) and seeded initialisers (same seed, same
+ * initial weights, so pretraining is reproducible).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GroupNormalization } from '../layers/group-norm.js';
+
+export type NormKind = 'batch' | 'group';
+
+export class GraphBuilder {
+  private seedCounter: number;
+
+  constructor(
+    seed: number,
+    private readonly norm: NormKind,
+    private readonly groups: number,
+  ) {
+    this.seedCounter = seed * 1000;
+  }
+
+  private nextSeed(): number {
+    return this.seedCounter++;
+  }
+
+  /** He-normal (fan-out) conv init, as torchvision/CIFAR ResNets use. */
+  conv(x: tf.SymbolicTensor, name: string, filters: number, kernel: number, stride: number): tf.SymbolicTensor {
+    return tf.layers
+      .conv2d({
+        name,
+        filters,
+        kernelSize: kernel,
+        strides: stride,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: tf.initializers.varianceScaling({ scale: 2, mode: 'fanOut', distribution: 'normal', seed: this.nextSeed() }),
+      })
+      .apply(x) as tf.SymbolicTensor;
+  }
+
+  normalize(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
+    if (this.norm === 'group') {
+      const channels = x.shape[x.shape.length - 1]!;
+      const groups = Math.min(this.groups, channels);
+      return new GroupNormalization({ name, groups, epsilon: 1e-5 }).apply(x) as tf.SymbolicTensor;
+    }
+    // PyTorch's defaults (eps 1e-5); momentum is handled by NormLayer, not by this layer.
+    return tf.layers.batchNormalization({ name, axis: -1, epsilon: 1e-5, momentum: 0.9 }).apply(x) as tf.SymbolicTensor;
+  }
+
+  relu(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
+    return tf.layers.activation({ name, activation: 'relu' }).apply(x) as tf.SymbolicTensor;
+  }
+
+  add(a: tf.SymbolicTensor, b: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
+    return tf.layers.add({ name }).apply([a, b]) as tf.SymbolicTensor;
+  }
+
+  /** Global average pooling then the linear classifier `head`. */
+  classifier(x: tf.SymbolicTensor, numClasses: number): tf.SymbolicTensor {
+    const pooled = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(x) as tf.SymbolicTensor;
+    return tf.layers
+      .dense({
+        name: 'head',
+        units: numClasses,
+        kernelInitializer: tf.initializers.glorotUniform({ seed: this.nextSeed() }),
+      })
+      .apply(pooled) as tf.SymbolicTensor;
+  }
+}

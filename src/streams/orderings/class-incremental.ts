@@ -1,0 +1,180 @@
+/**
+ * class_incremental: the online continual learning protocol of Split-MNIST / Split-CIFAR
+ * (e.g. 5 tasks x 2 classes). The classes, in `classOrder` or a seeded permutation, are cut into
+ * tasks; task t streams every training image of its classes (or `samplesPerTask` of them) in a
+ * seeded random order, then task t + 1 begins. No image is shown twice.
+ *
+ * Given an evaluation split, each task also carries the indices of that split's images of the
+ * task's classes (`tasks[t].evalIndices`), which is what the accuracy matrix / forgetting
+ * metrics evaluate after each task.
+ */
+import { z } from 'zod';
+
+import { CttaError } from '../../errors.js';
+import {
+  assemble,
+  checkSeed,
+  indicesByClass,
+  parseParams,
+  positiveInt,
+  resolveDomains,
+  resolveLabels,
+  type DomainInput,
+  type LabelSource,
+  type Ordering,
+  type Segment,
+  type TaskInfo,
+} from './common.js';
+import { SeededRng } from './rng.js';
+
+export const classIncrementalParams = z
+  .object({
+    /** Number of equal-sized tasks (default 5); the class count must divide evenly. */
+    nTasks: positiveInt.optional(),
+    /** Explicit task sizes in classes, e.g. [5, 1, 1, 1, 1, 1]; replaces nTasks. */
+    classesPerTask: z.array(positiveInt).min(1).optional(),
+    /** Classes in task order (may be a subset of the classes). Default: all, seeded permutation. */
+    classOrder: z.array(z.number().int().min(0)).min(1).optional(),
+    /** Without classOrder: permute the classes with the seed (default true) or keep 0, 1, 2, ... */
+    shuffleClasses: z.boolean().default(true),
+    /** At most this many training images per task (default: all of them). */
+    samplesPerTask: positiveInt.optional(),
+    /** At most this many held-out images per task (default: all of them). */
+    evalPerTask: positiveInt.optional(),
+  })
+  .strict();
+
+export type ClassIncrementalParams = z.input<typeof classIncrementalParams>;
+
+const DEFAULT_TASKS = 5;
+
+function checkClassOrder(order: readonly number[], numClasses: number): void {
+  const seen = new Set<number>();
+  order.forEach((c, i) => {
+    if (c >= numClasses) {
+      throw new CttaError(
+        `ordering "class_incremental": params.classOrder[${i}] = ${c} is not a class of the dataset (0..${numClasses - 1})`,
+      );
+    }
+    if (seen.has(c)) throw new CttaError(`ordering "class_incremental": params.classOrder[${i}] repeats class ${c}`);
+    seen.add(c);
+  });
+}
+
+/** Split `classes` into consecutive groups of the given sizes. */
+function splitClasses(classes: readonly number[], sizes: readonly number[]): number[][] {
+  const out: number[][] = [];
+  let at = 0;
+  for (const size of sizes) {
+    out.push(classes.slice(at, at + size));
+    at += size;
+  }
+  return out;
+}
+
+export function classIncremental(
+  source: LabelSource,
+  domainInputs: readonly DomainInput[] | undefined,
+  params: ClassIncrementalParams | undefined,
+  seed: number,
+  evalSource?: LabelSource,
+): Ordering {
+  const kind = 'class_incremental';
+  checkSeed(kind, seed);
+  const { labels, numClasses } = resolveLabels(kind, source);
+  const domains = resolveDomains(kind, domainInputs);
+  if (domains.length !== 1) {
+    throw new CttaError(`ordering "class_incremental": streams one domain, but domains lists ${domains.length}`, {
+      fix: 'give one domain (or none for clean data); use "domain_incremental" for a sequence of domains',
+    });
+  }
+  const p = parseParams(kind, classIncrementalParams, params);
+  const rng = new SeededRng(seed);
+
+  let classOrder: number[];
+  if (p.classOrder) {
+    checkClassOrder(p.classOrder, numClasses);
+    classOrder = [...p.classOrder];
+  } else {
+    classOrder = p.shuffleClasses
+      ? Array.from(rng.fork('classes').permutation(numClasses))
+      : Array.from({ length: numClasses }, (_, c) => c);
+  }
+
+  let sizes: number[];
+  if (p.classesPerTask) {
+    if (p.nTasks !== undefined && p.nTasks !== p.classesPerTask.length) {
+      throw new CttaError(
+        `ordering "class_incremental": params.nTasks = ${p.nTasks} but params.classesPerTask lists ${p.classesPerTask.length} tasks`,
+        { fix: 'give only one of nTasks and classesPerTask' },
+      );
+    }
+    const total = p.classesPerTask.reduce((a, b) => a + b, 0);
+    if (total !== classOrder.length) {
+      throw new CttaError(
+        `ordering "class_incremental": params.classesPerTask sums to ${total} classes, but there are ${classOrder.length}`,
+        { fix: `make the task sizes add up to ${classOrder.length}` },
+      );
+    }
+    sizes = [...p.classesPerTask];
+  } else {
+    const nTasks = p.nTasks ?? DEFAULT_TASKS;
+    if (classOrder.length % nTasks !== 0) {
+      throw new CttaError(
+        `ordering "class_incremental": params.nTasks = ${nTasks} does not divide the ${classOrder.length} classes evenly`,
+        { fix: `use an nTasks that divides ${classOrder.length}, or list params.classesPerTask` },
+      );
+    }
+    sizes = new Array<number>(nTasks).fill(classOrder.length / nTasks);
+  }
+  const groups = splitClasses(classOrder, sizes);
+
+  const byClass = indicesByClass(labels, numClasses);
+  let evalByClass: Int32Array[] | undefined;
+  if (evalSource !== undefined) {
+    const ev = resolveLabels(kind, evalSource, 'evaluation labels');
+    if (ev.numClasses > numClasses) {
+      throw new CttaError(
+        `ordering "class_incremental": the evaluation split holds class ${ev.numClasses - 1}, the stream only ${numClasses} classes`,
+      );
+    }
+    evalByClass = indicesByClass(ev.labels, numClasses);
+  }
+
+  const segments: Segment[] = [];
+  const tasks: TaskInfo[] = groups.map((classes, t) => {
+    let count = 0;
+    for (const c of classes) count += byClass[c]!.length;
+    if (count === 0) {
+      throw new CttaError(`ordering "class_incremental": task ${t} (classes ${classes.join(', ')}) has no images`);
+    }
+    const indices = new Int32Array(count);
+    let o = 0;
+    for (const c of classes) {
+      indices.set(byClass[c]!, o);
+      o += byClass[c]!.length;
+    }
+    rng.fork(`task/${t}`).shuffle(indices);
+    const keep = p.samplesPerTask === undefined ? count : Math.min(count, p.samplesPerTask);
+    segments.push({ indices: indices.slice(0, keep), domain: 0, task: t });
+
+    const task: TaskInfo = { id: t, name: `task-${t}`, classes, domain: 0 };
+    if (evalByClass) task.evalIndices = heldOut(classes, evalByClass, p.evalPerTask, rng.fork(`eval/${t}`));
+    return task;
+  });
+
+  return assemble({ kind, seed, params: { ...p, classOrder, classesPerTask: sizes }, numClasses, domains, tasks }, segments);
+}
+
+/** The evaluation images of `classes`, ascending; a seeded subset of `limit` when given. */
+function heldOut(classes: readonly number[], byClass: Int32Array[], limit: number | undefined, rng: SeededRng): Int32Array {
+  const parts = classes.map((c) => byClass[c]!);
+  const all = new Int32Array(parts.reduce((a, b) => a + b.length, 0));
+  let o = 0;
+  for (const part of parts) {
+    all.set(part, o);
+    o += part.length;
+  }
+  const chosen = limit !== undefined && limit < all.length ? rng.shuffle(all).slice(0, limit) : all;
+  return chosen.sort();
+}
