@@ -10,9 +10,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { conv2dBackpropFilterConfig } from './kernels/conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './kernels/conv2d-backprop-input.js';
+import { depthwiseBackpropFilterConfig } from './kernels/depthwise-backprop-filter.js';
+import { depthwiseBackpropInputConfig } from './kernels/depthwise-backprop-input.js';
+import { unsortedSegmentSumConfig } from './kernels/unsorted-segment-sum.js';
 
 /** Kernels that are missing upstream: registered unless some other version already is. */
-const MISSING: tf.KernelConfig[] = [conv2dBackpropFilterConfig];
+const MISSING: tf.KernelConfig[] = [
+  conv2dBackpropFilterConfig,
+  depthwiseBackpropFilterConfig,
+  depthwiseBackpropInputConfig,
+  unsortedSegmentSumConfig,
+];
 /** Kernels whose stock version is replaced by ours. */
 const REPLACEMENTS: tf.KernelConfig[] = [conv2dBackpropInputConfig];
 

@@ -60,6 +60,9 @@ export class Network {
     readonly model: tf.LayersModel,
     readonly spec: NetworkSpec,
   ) {
+    // A Sequential keeps its graph in an inner functional model, made on first build.
+    if (model instanceof tf.Sequential && !(model as unknown as { model?: tf.LayersModel }).model) model.build();
+    const graph = model instanceof tf.Sequential ? (model as unknown as { model: tf.LayersModel }).model : model;
     if (model.inputs.length !== 1 || model.outputs.length !== 1) {
       throw new CttaError(`model "${model.name}" has ${model.inputs.length} inputs and ${model.outputs.length} outputs`, {
         fix: 'ctta needs an image classifier with one image input and one class output',
@@ -72,8 +75,8 @@ export class Network {
       });
     }
     this.inputShape = [shape[1]!, shape[2]!, shape[3]!];
-    this.inputName = model.inputLayers[0]!.name;
-    const head = model.outputLayers[0]!;
+    this.inputName = graph.inputLayers[0]!.name;
+    const head = graph.outputLayers[0]!;
     if (head.getClassName() !== 'Dense') {
       throw new CttaError(`the last layer of model "${model.name}" is ${head.getClassName()} "${head.name}", not Dense`, {
         fix: 'ctta splits models into features + a Dense classifier head; end the model with a Dense layer',
@@ -84,7 +87,7 @@ export class Network {
     this.headBias = variableOf(head, 'bias');
     this.numClasses = this.headKernel.shape[1]!;
     this.featureDim = this.headKernel.shape[0]!;
-    for (const layer of model.layers) {
+    for (const layer of graph.layers) {
       if (layer === head || layer.getClassName() === 'InputLayer') continue;
       this.steps.push(this.compile(layer));
     }

@@ -9,6 +9,7 @@ import { createModel } from '../models/registry.js';
 import type { Network } from '../models/network.js';
 import type { ImageDataset } from '../streams/datasets/types.js';
 import { Rng } from '../util/rng.js';
+import { createOptimizer, disposeOptimizer, setLearningRate } from './optimizer.js';
 import { imageBatch, labelBatch, samplesOfClasses, type AugmentOptions } from './batches.js';
 
 export interface PretrainOptions {
@@ -87,8 +88,7 @@ export async function pretrain(train: ImageDataset, options: PretrainOptions): P
   network.setNormStatistics('batch', { momentum: 0.1 });
   const variables = network.trainableVariables();
   const decayed = new Set([...network.namedWeights()].filter(([name]) => name.endsWith('/kernel')).map(([, v]) => v));
-  const optimizer =
-    options.optimizer === 'adam' ? tf.train.adam(options.lr) : tf.train.momentum(options.lr, options.momentum, true);
+  const optimizer = createOptimizer(options.optimizer, { lr: options.lr, momentum: options.momentum, nesterov: true });
   const stepsPerEpoch = Math.floor(samples.length / options.batchSize); // drop the ragged last batch
   const totalSteps = stepsPerEpoch * options.epochs;
   const history: EpochRecord[] = [];
@@ -104,7 +104,7 @@ export async function pretrain(train: ImageDataset, options: PretrainOptions): P
       let lr = options.lr;
       for (let step = 0; step < stepsPerEpoch; step++, globalStep++) {
         lr = options.schedule === 'cosine' ? 0.5 * options.lr * (1 + Math.cos((Math.PI * globalStep) / totalSteps)) : options.lr;
-        (optimizer as tf.SGDOptimizer).setLearningRate(lr);
+        setLearningRate(optimizer, lr);
         const idx = order.subarray(step * options.batchSize, (step + 1) * options.batchSize);
         const labels = labelBatch(train, idx, classIndex);
         const [loss, hits] = tf.tidy(() => {
@@ -157,7 +157,7 @@ export async function pretrain(train: ImageDataset, options: PretrainOptions): P
     network.dispose();
     throw err;
   } finally {
-    optimizer.dispose();
+    disposeOptimizer(optimizer);
   }
   network.setNormStatistics('running');
   return { network, history };

@@ -1,12 +1,12 @@
 /**
  * `Conv2DBackpropInput` for the wasm backend, replacing the stock kernel (a naive C++ loop that
  * dominates a TENT step) with one XNNPACK convolution in sub-pixel form (see ./subpixel.ts):
- * dy, padded, convolved at stride 1 with a [Th, Tw, Co, sh*sw*Ci] filter built from W, then
- * the sh*sw phases interleaved (depth-to-space) and cropped to the input size.
+ * dy, padded, convolved at stride 1 with a [Th, Tw, Co, phases*Ci] filter built from W, then
+ * the phases interleaved (depth-to-space) and cropped to the input size.
  */
 import * as tf from '@tensorflow/tfjs';
 import { CttaError } from '../../errors.js';
-import { forEachSubTap, planAxis, type AxisPlan } from './subpixel.js';
+import { forEachSubTap, interleavePhases, planAxis, type AxisPlan } from './subpixel.js';
 import { asTensor, cropNegativePad, isChannelsFirst, readFloat32, type KernelBackend } from './util.js';
 
 interface Attrs {
@@ -17,45 +17,20 @@ interface Attrs {
   inputShape: [number, number, number, number];
 }
 
-/** The [Th, Tw, Co, sh*sw*Ci] sub-pixel filter of a [kh, kw, Ci, Co] conv filter. */
+/** The [Th, Tw, Co, pH*pW*Ci] sub-pixel filter of a [kh, kw, Ci, Co] conv filter. */
 function subPixelFilter(w: Float32Array, shape: number[], rows: AxisPlan, cols: AxisPlan): tf.Tensor4D {
   const [kh, kw, ci, co] = shape as [number, number, number, number];
-  const phases = rows.s * cols.s;
-  const outCh = phases * ci;
+  const outCh = rows.phases * cols.phases * ci;
   const g = new Float32Array(rows.taps * cols.taps * co * outCh);
   forEachSubTap(kh, kw, rows, cols, (mh, mw, ph, pw, a, b) => {
     const src = (a * kw + b) * ci * co;
-    const dstTap = (mh * cols.taps + mw) * co * outCh + (ph * cols.s + pw) * ci;
+    const dstTap = (mh * cols.taps + mw) * co * outCh + (ph * cols.phases + pw) * ci;
     for (let o = 0; o < co; o++) {
       const dst = dstTap + o * outCh;
       for (let i = 0; i < ci; i++) g[dst + i] = w[src + i * co + o]!;
     }
   });
   return tf.tensor4d(g, [rows.taps, cols.taps, co, outCh]);
-}
-
-/**
- * Interleaves the phases of an [N, U, V, sh*sw*C] tensor (channel = (ph*sw + pw)*C + c) into
- * [N, U*sh, V*sw, C] and crops [N, H, W, C] starting at (offH, offW).
- */
-export function interleavePhases(
-  y: tf.Tensor4D,
-  rows: AxisPlan,
-  cols: AxisPlan,
-  outH: number,
-  outW: number,
-): tf.Tensor4D {
-  const [n, u, v, ch] = y.shape;
-  const c = ch / (rows.s * cols.s);
-  let z: tf.Tensor4D;
-  if (rows.s === 1 && cols.s === 1) z = y;
-  else if (rows.s === cols.s) z = tf.depthToSpace(y, rows.s, 'NHWC');
-  else {
-    const y6 = tf.reshape(y, [n, u, v, rows.s, cols.s, c]);
-    z = tf.reshape(tf.transpose(y6, [0, 1, 3, 2, 4, 5]), [n, u * rows.s, v * cols.s, c]);
-  }
-  if (rows.offset === 0 && cols.offset === 0 && z.shape[1] === outH && z.shape[2] === outW) return z;
-  return tf.slice(z, [0, rows.offset, cols.offset, 0], [n, outH, outW, c]);
 }
 
 export const conv2dBackpropInputConfig: tf.KernelConfig = {
@@ -100,7 +75,7 @@ export const conv2dBackpropInputConfig: tf.KernelConfig = {
         right: cols.padAfter,
       });
       const y = tf.conv2d(dyIn, g, 1, explicit, 'NHWC');
-      const dx = interleavePhases(y, rows, cols, inHeight, inWidth);
+      const dx = interleavePhases(y, rows, cols, inHeight, inWidth, 'phase-major');
       return channelsFirst ? tf.transpose(dx, [0, 3, 1, 2]) : dx;
     });
   },

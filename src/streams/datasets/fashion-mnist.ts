@@ -11,7 +11,7 @@
  *   5. a download from the official mirror into the user cache, checked against known checksums.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -171,6 +171,13 @@ function places(options: FashionMnistOptions): Place[] {
       : undefined;
   if (userDir) {
     const dir = resolve(userDir.dir);
+    // A folder the user named explicitly must exist: silently falling back to other copies
+    // would hide a typo and run on data they did not choose.
+    if (!existsSync(dir)) {
+      throw new CttaError(`${userDir.label} ${userDir.dir} does not exist`, {
+        fix: `point ${userDir.label} at the folder holding the Fashion-MNIST .gz files, or leave it out to use the default look-up`,
+      });
+    }
     out.push({ ...userDir, dir }, { ...userDir, dir: join(dir, SUBFOLDER) });
   }
   out.push({ kind: 'cache', label: 'user cache', dir: fashionMnistCacheDir(options) });

@@ -48,7 +48,7 @@ function stateFor(seed: number, label: string): number[] {
     acc = mix32(acc + 0x9e3779b9 + mix32(lh + i));
     words.push(acc | 0);
   }
-  if (words.every((w) => w === 0)) words[0] = 1; // the all-zero state is a fixed point
+  if (!words.some((w) => w !== 0)) words[0] = 1; // the all-zero state is a fixed point
   return words;
 }
 
