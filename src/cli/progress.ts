@@ -18,7 +18,7 @@ export function progressBar(total: number, format: string, options: { quiet?: bo
       hideCursor: true,
       etaBuffer: 50,
       noTTYOutput: !process.stderr.isTTY,
-      notTTYSchedule: 10_000,
+      notTTYSchedule: 20_000,
     },
     cliProgress.Presets.shades_classic,
   );

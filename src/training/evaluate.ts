@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Network } from '../models/network.js';
 import type { ImageDataset } from '../streams/datasets/types.js';
+import { yieldToEventLoop } from '../util/yield.js';
 import { imageBatch, labelBatch, samplesOfClasses } from './batches.js';
 
 export interface CleanEvaluation {
@@ -37,6 +38,7 @@ export async function evaluateClean(
       pred.dispose();
       for (let i = 0; i < idx.length; i++) confusion[labels[i]!]![p[i]!]!++;
       options.onProgress?.(Math.min(start + batchSize, samples.length), samples.length);
+      await yieldToEventLoop();
     }
   } finally {
     net.norms.forEach((n, i) => (n.statistics = saved[i]!));

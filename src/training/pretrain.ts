@@ -9,6 +9,7 @@ import { createModel } from '../models/registry.js';
 import type { Network } from '../models/network.js';
 import type { ImageDataset } from '../streams/datasets/types.js';
 import { Rng } from '../util/rng.js';
+import { yieldToEventLoop } from '../util/yield.js';
 import { createOptimizer, disposeOptimizer, setLearningRate } from './optimizer.js';
 import { imageBatch, labelBatch, samplesOfClasses, type AugmentOptions } from './batches.js';
 
@@ -131,6 +132,9 @@ export async function pretrain(train: ImageDataset, options: PretrainOptions): P
         }
         lossSum += l;
         correct += h;
+        // Let timers run (progress output, Ctrl-C): awaiting tensor data alone only yields to
+        // microtasks.
+        await yieldToEventLoop();
         if (options.onProgress) {
           const elapsed = (performance.now() - started) / 1000;
           const done = globalStep + 1;

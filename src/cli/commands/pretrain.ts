@@ -49,7 +49,7 @@ Examples:
       const backend = await setBackend(o.backend);
       const started = Date.now();
       const [train, test] = [await loadDataset(o.dataset, 'train', { dataDir: o.dataDir }), await loadDataset(o.dataset, 'test', { dataDir: o.dataDir })];
-      const bar = progressBar(o.epochs, 'epoch {value}/{total} [{bar}] step {step} loss {loss} | {ips} img/s | ETA {eta_t}', { quiet: o.quiet });
+      const bar = progressBar(o.epochs, 'epoch {epoch}/{total} [{bar}] step {step} loss {loss} | {ips} img/s | ETA {eta_t}', { quiet: o.quiet });
       const options = {
         ...d,
         model: o.model,
@@ -67,6 +67,7 @@ Examples:
         seed: o.seed,
         onProgress: (p: { epoch: number; step: number; stepsPerEpoch: number; loss: number; imagesPerSecond: number; etaSeconds: number }) =>
           bar.update(p.epoch - 1 + p.step / p.stepsPerEpoch, {
+            epoch: p.epoch,
             step: `${p.step}/${p.stepsPerEpoch}`,
             loss: p.loss.toFixed(4),
             ips: p.imagesPerSecond.toFixed(0),

@@ -7,6 +7,7 @@ import {
   correlate2d,
   cvGaussianKernel,
   fromFloat,
+  fromFloat32,
   gaussianFilter,
   motionBlur as imageMagickMotionBlur,
   newFloat,
@@ -74,11 +75,12 @@ export function defocusKernel(radius: number, aliasBlur: number): { kernel: Floa
       sum += inside;
     }
   }
-  for (let i = 0; i < disk.data.length; i++) disk.data[i] /= sum;
+  // float32 throughout, as the original's np.float32 disk and cv2.GaussianBlur on it.
+  for (let i = 0; i < disk.data.length; i++) disk.data[i] = Math.fround(disk.data[i] / sum);
   const g = cvGaussianKernel(ksize, aliasBlur);
   const g2 = new Float64Array(ksize * ksize);
   for (let i = 0; i < ksize; i++) for (let j = 0; j < ksize; j++) g2[i * ksize + j] = g[i] * g[j];
-  const smooth = correlate2d(disk, g2, ksize, ksize, 'reflect101').data;
+  const smooth = correlate2d(disk, g2, ksize, ksize, 'reflect101').data.map(Math.fround);
   // Trim rings that are exactly zero.
   const centre = (n - 1) >> 1;
   let r = 0;
@@ -95,10 +97,17 @@ export function defocusKernel(radius: number, aliasBlur: number): { kernel: Floa
   return { kernel, size };
 }
 
+const defocusKernels = new Map<Severity, { kernel: Float64Array; size: number }>();
+
 /** cv2.filter2D(x, -1, disk) per channel (BORDER_REFLECT_101). */
 export function defocusBlur(img: Image, severity: Severity): Image {
-  const [radius, alias] = DEFOCUS_BLUR[severity - 1];
-  const { kernel, size } = defocusKernel(radius, alias);
+  let k = defocusKernels.get(severity);
+  if (!k) {
+    const [radius, alias] = DEFOCUS_BLUR[severity - 1];
+    k = defocusKernel(radius, alias);
+    defocusKernels.set(severity, k);
+  }
+  const { kernel, size } = k;
   return fromFloat(correlate2d(toFloat(img), kernel, size, size, 'reflect101'));
 }
 
@@ -153,18 +162,23 @@ export function numpyArange(start: number, stop: number, step: number): number[]
   return out;
 }
 
-/** Mean of the image and its centre zooms by every factor (1.00 included, as in the original). */
+/**
+ * Mean of the image and its centre zooms by every factor (1.00 included, as in the original).
+ * The original works in float32 (image, zooms and running sum): so do we, to truncate alike.
+ */
 export function zoomBlur(img: Image, severity: Severity): Image {
   const factors = numpyArange(1, ZOOM_BLUR_STOP[severity - 1], 0.01);
   const x = toFloat(img);
-  const acc: FloatImage = { ...x, data: x.data.slice() };
+  for (let i = 0; i < x.data.length; i++) x.data[i] = Math.fround(x.data[i]);
+  const sum = new Float64Array(x.data.length);
   for (const z of factors) {
     const zoomed = clippedZoom(x, z).data;
-    for (let i = 0; i < acc.data.length; i++) acc.data[i] += zoomed[i];
+    for (let i = 0; i < sum.length; i++) sum[i] = Math.fround(sum[i] + Math.fround(zoomed[i]));
   }
   const k = factors.length + 1;
-  for (let i = 0; i < acc.data.length; i++) acc.data[i] /= k;
-  return fromFloat(acc);
+  const out: FloatImage = { ...x, data: new Float64Array(sum.length) };
+  for (let i = 0; i < sum.length; i++) out.data[i] = Math.fround(Math.fround(x.data[i] + sum[i]) / k);
+  return fromFloat32(out);
 }
 
 /** skimage.filters.gaussian(x / 255, sigma, multichannel=True) (border 'nearest', truncate 4). */

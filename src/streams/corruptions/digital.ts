@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import {
   borderIndex,
   fromFloat,
+  fromFloat32,
   gaussianFilter,
   hsvToRgb,
   mapRgbPixels,
@@ -163,7 +164,8 @@ export function pilBoxResize(img: Image, outH: number, outW: number): Image {
 /** Box-shrink to int(side * c), box-enlarge back (which is nearest-neighbour for the box filter). */
 export function pixelate(img: Image, severity: Severity): Image {
   const c = PIXELATE[severity - 1];
-  const small = pilBoxResize(img, Math.trunc(img.height * c), Math.trunc(img.width * c));
+  // (PIL refuses a zero-size image; we keep at least one pixel for images of 1-2 pixels.)
+  const small = pilBoxResize(img, Math.max(1, Math.trunc(img.height * c)), Math.max(1, Math.trunc(img.width * c)));
   return pilBoxResize(small, img.height, img.width);
 }
 
@@ -205,6 +207,8 @@ export function affineFromPoints(src: number[][], dst: number[][]): number[] {
   // Solve [x y 1] * [a d; b e; c f] = [x' y'] for the three pairs (Cramer's rule on a 3x3).
   const [p0, p1, p2] = src;
   const det = p0[0] * (p1[1] - p2[1]) - p0[1] * (p1[0] - p2[0]) + (p1[0] * p2[1] - p2[0] * p1[1]);
+  // Collinear points (only for images under 3 pixels, where the square collapses): no affine part.
+  if (det === 0) return [1, 0, 0, 0, 1, 0];
   const solve = (v0: number, v1: number, v2: number): [number, number, number] => {
     const a = (v0 * (p1[1] - p2[1]) - p0[1] * (v1 - v2) + (v1 * p2[1] - v2 * p1[1])) / det;
     const b = (p0[0] * (v1 - v2) - v0 * (p1[0] - p2[0]) + (p1[0] * v2 - p2[0] * v1)) / det;
@@ -260,11 +264,14 @@ export function warpAffine(f: FloatImage, M: number[]): FloatImage {
       const w10 = Math.fround(fy * (1 - fx));
       const w11 = Math.fround(fy * fx);
       for (let c = 0; c < C; c++) {
-        out.data[(y * W + x) * C + c] =
-          w00 * f.data[(ya * W + xa) * C + c] +
-          w01 * f.data[(ya * W + xb) * C + c] +
-          w10 * f.data[(yb * W + xa) * C + c] +
-          w11 * f.data[(yb * W + xb) * C + c];
+        // float32 arithmetic, as OpenCV's remap of a float32 image.
+        const fr = Math.fround;
+        out.data[(y * W + x) * C + c] = fr(
+          fr(
+            fr(fr(w00 * f.data[(ya * W + xa) * C + c]) + fr(w01 * f.data[(ya * W + xb) * C + c])) +
+              fr(w10 * f.data[(yb * W + xa) * C + c]),
+          ) + fr(w11 * f.data[(yb * W + xb) * C + c]),
+        );
       }
     }
   }
@@ -314,6 +321,7 @@ export function elasticTransform(img: Image, severity: Severity, rng: Rng): Imag
   const [alpha, sigma, jitter] = ELASTIC[severity - 1];
   const { height: H, width: W } = img;
   const x = toFloat(img);
+  for (let i = 0; i < x.data.length; i++) x.data[i] = Math.fround(x.data[i]);
 
   const cx = Math.floor(W / 2);
   const cy = Math.floor(H / 2);
@@ -325,7 +333,9 @@ export function elasticTransform(img: Image, severity: Severity, rng: Rng): Imag
   ];
   // pts1 + uniform(...).astype(float32), a float32 sum.
   const pts2 = pts1.map((p) => p.map((v) => Math.fround(v + Math.fround(rng.uniformRange(-jitter, jitter)))));
+  // The original's image is float32 here, and so are OpenCV's and scipy's outputs.
   const warped = warpAffine(x, affineFromPoints(pts1, pts2));
+  for (let i = 0; i < warped.data.length; i++) warped.data[i] = Math.fround(warped.data[i]);
 
   const field = (): Float64Array => {
     const u = newFloat(H, W, 1);
@@ -336,5 +346,5 @@ export function elasticTransform(img: Image, severity: Severity, rng: Rng): Imag
   };
   const dx = field();
   const dy = field();
-  return fromFloat(remapReflect(warped, dy, dx));
+  return fromFloat32(remapReflect(warped, dy, dx));
 }

@@ -110,13 +110,17 @@ function checkInteger(what: string, v: number): void {
   }
 }
 
-function checkShape(h: number, w: number, c: number, length: number, what: string): void {
+function checkDims(h: number, w: number, c: number, what: string): void {
   if (!Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) {
     throw new CttaError(`invalid ${what} size ${h}x${w}`, { fix: 'height and width must be positive integers' });
   }
   if (c !== 1 && c !== 3) {
     throw new CttaError(`invalid ${what} channels ${c}`, { fix: 'channels must be 1 (grey) or 3 (RGB)' });
   }
+}
+
+function checkShape(h: number, w: number, c: number, length: number, what: string): void {
+  checkDims(h, w, c, what);
   if (length !== h * w * c) {
     throw new CttaError(`${what} data has ${length} bytes, expected height*width*channels = ${h}*${w}*${c} = ${h * w * c}`, {
       fix: 'pass HxWxC uint8 pixels, row-major, channels interleaved',
@@ -173,7 +177,7 @@ export async function corruptBatch(
   checkInteger('seed', opts.seed);
   checkInteger('startIndex', opts.startIndex);
   checkInteger('n', n);
-  checkShape(h, w, c, images.length / Math.max(n, 1), 'batch image');
+  checkDims(h, w, c, 'batch image');
   if (images.length !== n * h * w * c) {
     throw new CttaError(`batch has ${images.length} bytes, expected n*h*w*c = ${n}*${h}*${w}*${c} = ${n * h * w * c}`, {
       fix: 'pass n images of HxWxC uint8 pixels, NHWC',

@@ -149,7 +149,8 @@ export function plasmaFractal(size: number, decay: number, rng: Rng): Float64Arr
       for (let j = 0; j < g; j++) {
         const c0 = j * step;
         const c1 = ((j + 1) % g) * step;
-        const sum = m[r0 * n + c0] + m[r1 * n + c0] + m[r0 * n + c1] + m[r1 * n + c1];
+        // Summation order as numpy's: (corner + below) + (right + below-right).
+        const sum = m[r0 * n + c0] + m[r1 * n + c0] + (m[r0 * n + c1] + m[r1 * n + c1]);
         m[(r0 + half) * n + c0 + half] = sum / 4 + wibble * rng.uniformRange(-wibble, wibble);
       }
     }
@@ -161,7 +162,7 @@ export function plasmaFractal(size: number, decay: number, rng: Rng): Float64Arr
       for (let j = 0; j < g; j++) {
         const c = j * step;
         const cNext = ((j + 1) % g) * step;
-        const sum = m[below + c + half] + m[above + c + half] + m[r * n + c] + m[r * n + cNext];
+        const sum = m[below + c + half] + m[above + c + half] + (m[r * n + c] + m[r * n + cNext]);
         m[r * n + c + half] = sum / 4 + wibble * rng.uniformRange(-wibble, wibble);
       }
     }
@@ -172,7 +173,7 @@ export function plasmaFractal(size: number, decay: number, rng: Rng): Float64Arr
       for (let j = 0; j < g; j++) {
         const c = j * step;
         const left = ((j - 1 + g) % g) * step + half;
-        const sum = m[(r + half) * n + c + half] + m[(r + half) * n + left] + m[r * n + c] + m[rNext * n + c];
+        const sum = m[(r + half) * n + c + half] + m[(r + half) * n + left] + (m[r * n + c] + m[rNext * n + c]);
         m[(r + half) * n + c] = sum / 4 + wibble * rng.uniformRange(-wibble, wibble);
       }
     }
@@ -203,12 +204,12 @@ export function fog(img: Image, severity: Severity, rng: Rng): Image {
   const x = toFloat(img);
   let maxVal = 0;
   for (let i = 0; i < x.data.length; i++) maxVal = Math.max(maxVal, x.data[i]);
-  const scale = maxVal / (maxVal + s);
+  const denom = maxVal + s;
   for (let y = 0; y < H; y++) {
     for (let xx = 0; xx < W; xx++) {
       const f = s * plasma[y * size + xx];
       const p = (y * W + xx) * C;
-      for (let c = 0; c < C; c++) x.data[p + c] = (x.data[p + c] + f) * scale;
+      for (let c = 0; c < C; c++) x.data[p + c] = ((x.data[p + c] + f) * maxVal) / denom; // numpy's order
     }
   }
   return fromFloat(x);

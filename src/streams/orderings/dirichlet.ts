@@ -57,7 +57,10 @@ export const dirichletParams = z
     within: z.enum(['grouped', 'shuffled']).default('grouped'),
     /** Give up (with an error) after this many redraws. */
     maxAttempts: positiveInt.default(1000),
-    /** Images per domain (default: the whole split). */
+    /**
+     * Images per domain (default: the whole split). A seeded subset is chosen before chunking
+     * (NOTE instead cuts the finished stream's tail, which drops whole chunks and their classes).
+     */
     samplesPerDomain: positiveInt.optional(),
   })
   .strict();
