@@ -153,6 +153,8 @@ export interface CorruptBatchOptions {
   seed: number;
   /** Dataset index of the first image; image i of the batch uses index startIndex + i. */
   startIndex: number;
+  /** Dataset index of each image, when they are not consecutive (overrides startIndex). */
+  indices?: ArrayLike<number>;
 }
 
 /** How many sharp-backed corruptions run at once inside a batch (sharp works off the main thread). */
@@ -177,6 +179,9 @@ export async function corruptBatch(
   checkInteger('seed', opts.seed);
   checkInteger('startIndex', opts.startIndex);
   checkInteger('n', n);
+  if (opts.indices && opts.indices.length !== n) {
+    throw new CttaError(`corruptBatch: ${opts.indices.length} indices for ${n} images`, { fix: 'pass one dataset index per image' });
+  }
   checkDims(h, w, c, 'batch image');
   if (images.length !== n * h * w * c) {
     throw new CttaError(`batch has ${images.length} bytes, expected n*h*w*c = ${n}*${h}*${w}*${c} = ${n * h * w * c}`, {
@@ -188,7 +193,8 @@ export async function corruptBatch(
   const fn = REGISTRY[corruption];
   const one = async (i: number): Promise<void> => {
     const img: Image = { data: images.subarray(i * size, (i + 1) * size), height: h, width: w, channels: c };
-    const res = await fn(img, sev, deriveRng(opts.seed, opts.startIndex + i, corruption, sev));
+    const index = opts.indices ? opts.indices[i]! : opts.startIndex + i;
+    const res = await fn(img, sev, deriveRng(opts.seed, index, corruption, sev));
     out.set(res.data, i * size);
   };
   for (let i = 0; i < n; i += ASYNC_IN_FLIGHT) {

@@ -1,0 +1,46 @@
+/**
+ * ctta's public API: `import { ... } from 'ctta'`.
+ * Grouped as the data flows: backend -> models -> data (datasets, corruptions, orderings) ->
+ * training/evaluation.
+ */
+export { CttaError } from './errors.js';
+export { Rng, hashSeed } from './util/rng.js';
+
+// Compute backend
+export { setBackend, backendInfo, parseBackendName, BACKEND_NAMES } from './backend/index.js';
+export type { BackendInfo, BackendName } from './backend/index.js';
+export { registerWasmKernels } from './backend/wasm-kernels.js';
+
+// Models
+export { createModel, listModels, resolveModelOptions } from './models/registry.js';
+export { loadModel, saveModel } from './models/checkpoint.js';
+export type { LoadedModel, ManifestFields, ModelManifest } from './models/checkpoint.js';
+export { Network } from './models/network.js';
+export type { ForwardResult, LayerCall, LayerHook, NetworkSpec } from './models/network.js';
+export { NormLayer } from './models/norm.js';
+export type { NormStatistics } from './models/norm.js';
+export { GroupNormalization } from './models/layers/group-norm.js';
+
+// Datasets and readers
+export * from './streams/datasets/index.js';
+export * from './streams/datasets/readers/index.js';
+
+// Corruptions and orderings
+export {
+  CORRUPTIONS,
+  EXTRA_CORRUPTIONS,
+  SEVERITIES,
+  corruptBatch,
+  corruptImage,
+  encodeJpeg,
+  isCorruptionName,
+} from './streams/corruptions/index.js';
+export type { CorruptionName, Image, Severity } from './streams/corruptions/index.js';
+export * from './streams/orderings/index.js';
+
+// Training and clean evaluation
+export { pretrain, PRETRAIN_DEFAULTS } from './training/pretrain.js';
+export type { EpochRecord, PretrainOptions, TrainProgress } from './training/pretrain.js';
+export { evaluateClean } from './training/evaluate.js';
+export type { CleanEvaluation } from './training/evaluate.js';
+export { imageBatch } from './training/batches.js';

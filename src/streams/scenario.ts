@@ -1,0 +1,142 @@
+/**
+ * Scenario files: one JSON file describes one streaming protocol (dataset, model, domains,
+ * ordering, batch size, seeds, default methods). Validated with zod; every error names the file,
+ * the field and what was expected.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { CttaError } from '../errors.js';
+import { repoRoot } from '../util/paths.js';
+import { CORRUPTIONS, EXTRA_CORRUPTIONS } from './corruptions/index.js';
+import { CLEAN_CORRUPTION, isOrderingName, orderingNames } from './orderings/index.js';
+
+export const SCENARIO_DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'cifar10-c', 'cifar100-c', 'imagenet-c'] as const;
+export type ScenarioDataset = (typeof SCENARIO_DATASETS)[number];
+
+/** Datasets whose files already hold corrupted images (the engine does not corrupt them again). */
+export const PRECORRUPTED: readonly ScenarioDataset[] = ['cifar10-c', 'cifar100-c', 'imagenet-c'];
+
+const corruptionName = z.string().refine((c) => c === CLEAN_CORRUPTION || (CORRUPTIONS as readonly string[]).includes(c) || (EXTRA_CORRUPTIONS as readonly string[]).includes(c), {
+  error: (issue) => `unknown corruption "${String(issue.input)}"; expected one of ${[...CORRUPTIONS, ...EXTRA_CORRUPTIONS, CLEAN_CORRUPTION].join(', ')}`,
+});
+const severity = z.number({ error: 'expected a severity 1-5 (0 only for "none")' }).int('expected an integer severity').min(0, 'expected a severity 1-5').max(5, 'expected a severity 1-5');
+
+const scenarioSchema = z.strictObject({
+  $schema: z.string().optional(),
+  name: z.string().min(1).optional(),
+  description: z.string().default(''),
+  dataset: z.enum(SCENARIO_DATASETS),
+  split: z.enum(['train', 'test']).default('test'),
+  /** Checkpoint directory or model.json; relative paths resolve against the working directory, then the ctta package. */
+  model: z.string().min(1),
+  /** Explicit domains; or give `corruptions` x `severities`. */
+  domains: z.array(z.strictObject({ corruption: corruptionName, severity: severity.optional(), name: z.string().optional() })).min(1).optional(),
+  corruptions: z.array(corruptionName).min(1).optional(),
+  severities: z.array(severity).min(1).default([5]),
+  ordering: z
+    .strictObject({
+      name: z.string().refine(isOrderingName, { error: (i) => `unknown ordering "${String(i.input)}"; expected one of ${orderingNames().join(', ')}` }),
+      params: z.record(z.string(), z.unknown()).default({}),
+    })
+    .default({ name: 'continual', params: {} }),
+  batchSize: z.number().int().positive().default(64),
+  seeds: z.array(z.number().int().nonnegative()).min(1).default([0]),
+  methods: z.array(z.string().min(1)).min(1).default(['source']),
+  /** Decoding of folder datasets (ImageNet-C): shorter side resized to `resize`, centre crop `crop`. */
+  image: z.strictObject({ resize: z.number().int().positive(), crop: z.number().int().positive() }).optional(),
+});
+
+export type ScenarioFile = z.output<typeof scenarioSchema>;
+
+export interface DomainSpec {
+  corruption: string;
+  severity?: number;
+  name?: string;
+}
+
+export interface Scenario extends Omit<ScenarioFile, 'domains' | 'corruptions' | 'severities' | 'name'> {
+  name: string;
+  /** Where it was read from (for messages). */
+  file: string;
+  domains: DomainSpec[];
+  /** sha256 of the canonical JSON of everything that determines the stream and the model. */
+  hash: string;
+}
+
+/** The shipped scenarios folder. */
+export function scenariosDir(): string {
+  return join(repoRoot(), 'scenarios');
+}
+
+/** Resolves `fmnist-c-continual`, `fmnist-c-continual.json` or a path to a scenario file. */
+export function resolveScenarioPath(nameOrPath: string): string {
+  const candidates = [nameOrPath, join(scenariosDir(), nameOrPath), join(scenariosDir(), `${nameOrPath}.json`)];
+  const found = candidates.find((c) => existsSync(c) && c.endsWith('.json'));
+  if (!found) {
+    throw new CttaError(`scenario not found: ${nameOrPath}`, { fix: 'pass a scenario file path or a shipped name (`ctta list scenarios`)' });
+  }
+  return resolve(found);
+}
+
+export function loadScenario(nameOrPath: string): Scenario {
+  const file = resolveScenarioPath(nameOrPath);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CttaError(`${file}: not valid JSON (${(err as Error).message})`, { fix: 'fix the JSON syntax' });
+  }
+  return parseScenario(raw, file);
+}
+
+/** Validates a scenario object (e.g. built in code); `file` only labels messages. */
+export function parseScenario(raw: unknown, file = '(scenario)'): Scenario {
+  const parsed = scenarioSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.length ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
+    const what = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
+    throw new CttaError(`${file}: ${field}: ${what}`, { fix: 'see "Scenario files" in the README for the fields and their values' });
+  }
+  const s = parsed.data;
+  if (s.domains && s.corruptions) {
+    throw new CttaError(`${file}: give either "domains" or "corruptions" (+ "severities"), not both`, { fix: 'remove one of them' });
+  }
+  if (!s.domains && !s.corruptions) {
+    throw new CttaError(`${file}: no domains: add "corruptions" (+ "severities") or "domains"`, { fix: 'e.g. "corruptions": ["gaussian_noise"], "severities": [5]' });
+  }
+  const gradual = s.ordering.name === 'gradual';
+  const domains: DomainSpec[] =
+    s.domains ??
+    s.corruptions!.flatMap((corruption) =>
+      // gradual sweeps severities itself; the others take every corruption x severity pair.
+      gradual ? [{ corruption }] : s.severities.map((severity) => ({ corruption, severity: corruption === CLEAN_CORRUPTION ? 0 : severity })),
+    );
+  domains.forEach((d, i) => {
+    if (d.corruption !== CLEAN_CORRUPTION && d.severity === 0) {
+      throw new CttaError(`${file}: domains[${i}].severity: 0 is only for "none" (clean)`, { fix: 'use a severity 1-5' });
+    }
+  });
+  const { domains: _d, corruptions: _c, severities: _s, name, $schema: _schema, ...rest } = s;
+  const scenario = { ...rest, name: name ?? basename(file, '.json'), file, domains };
+  const hash = createHash('sha256').update(canonicalJson({ ...scenario, file: undefined, methods: undefined, seeds: undefined, description: undefined })).digest('hex');
+  return { ...scenario, hash };
+}
+
+/** Resolves the scenario's model path (working directory first, then the ctta package). */
+export function resolveModelPath(model: string): string {
+  if (isAbsolute(model) || existsSync(model)) return resolve(model);
+  const inPackage = join(repoRoot(), model);
+  return existsSync(inPackage) ? inPackage : resolve(model);
+}
+
+/** JSON with sorted keys, so the same content always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
+  );
+}
