@@ -7,6 +7,8 @@ import { Command, CommanderError } from 'commander';
 import { CttaError } from '../errors.js';
 import { evalCommand } from './commands/eval.js';
 import { infoCommand } from './commands/info.js';
+import { listCommand } from './commands/list.js';
+import { showCommand } from './commands/show.js';
 import { pretrainCommand } from './commands/pretrain.js';
 import { packageVersion } from './version.js';
 
@@ -23,9 +25,10 @@ Examples:
   ctta info                                   # which backend runs, where the data is
   ctta eval --model models/fmnist-resnet8     # clean accuracy of the shipped model
   ctta pretrain --epochs 1 --limit 2000 --out /tmp/smoke
+  ctta show fmnist-c-continual --out continual.png   # what the model will see
 
 Docs: README.md. Exit codes: 0 ok, 1 run failed, 2 usage or input error.`);
-  for (const cmd of [infoCommand(), pretrainCommand(), evalCommand()]) {
+  for (const cmd of [infoCommand(), listCommand(), showCommand(), pretrainCommand(), evalCommand()]) {
     program.addCommand(cmd.showHelpAfterError('(run with --help for usage)'));
   }
   program.exitOverride();

@@ -1,0 +1,46 @@
+import { Command } from 'commander';
+import { readdirSync } from 'node:fs';
+import { listModels } from '../../models/registry.js';
+import { CORRUPTIONS, EXTRA_CORRUPTIONS } from '../../streams/corruptions/index.js';
+import { orderingNames } from '../../streams/orderings/index.js';
+import { loadScenario, scenariosDir } from '../../streams/scenario.js';
+import { CttaError } from '../../errors.js';
+
+const WHAT = ['corruptions', 'scenarios', 'models', 'orderings'] as const;
+
+export function listCommand(): Command {
+  return new Command('list')
+    .description(`list what ctta knows: ${WHAT.join(', ')}`)
+    .argument('<what>', WHAT.join(' | '))
+    .addHelpText('after', `
+Examples:
+  ctta list corruptions
+  ctta list scenarios`)
+    .action((what: string) => {
+      switch (what) {
+        case 'corruptions':
+          console.log('ImageNet-C corruptions (severities 1-5):');
+          for (const c of CORRUPTIONS) console.log(`  ${c}`);
+          console.log('validation corruptions (severities 1-5):');
+          for (const c of EXTRA_CORRUPTIONS) console.log(`  ${c}`);
+          console.log('  none (the clean domain, severity 0)');
+          return;
+        case 'scenarios': {
+          const files = readdirSync(scenariosDir()).filter((f) => f.endsWith('.json')).sort();
+          for (const f of files) {
+            const s = loadScenario(`${scenariosDir()}/${f}`);
+            console.log(`${s.name.padEnd(28)} ${s.dataset.padEnd(14)} ${s.ordering.name.padEnd(18)} ${s.description}`);
+          }
+          return;
+        }
+        case 'models':
+          for (const m of listModels()) console.log(`${m.name.padEnd(14)} ${m.description}`);
+          return;
+        case 'orderings':
+          for (const o of orderingNames()) console.log(o);
+          return;
+        default:
+          throw new CttaError(`cannot list "${what}"`, { fix: `use one of: ${WHAT.join(', ')}` });
+      }
+    });
+}
