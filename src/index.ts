@@ -44,3 +44,12 @@ export type { EpochRecord, PretrainOptions, TrainProgress } from './training/pre
 export { evaluateClean } from './training/evaluate.js';
 export type { CleanEvaluation } from './training/evaluate.js';
 export { imageBatch } from './training/batches.js';
+
+// Scenarios and streams
+export { loadScenario, parseScenario, resolveScenarioPath, scenariosDir, SCENARIO_DATASETS } from './streams/scenario.js';
+export type { DomainSpec, Scenario, ScenarioDataset } from './streams/scenario.js';
+export { openStream, planBatches, batchTensor, Stream } from './streams/stream.js';
+export type { OpenStreamOptions, StreamBatch } from './streams/stream.js';
+export { engineSource, openSource } from './streams/sources.js';
+export type { DomainImageSource, SourceOptions } from './streams/sources.js';
+export { renderPreview } from './streams/preview.js';

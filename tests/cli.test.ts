@@ -1,6 +1,7 @@
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadFashionMnist, shippedFashionMnistDir } from '../src/streams/datasets/fashion-mnist.js';
 import { writeIdx } from '../src/streams/datasets/idx.js';
@@ -47,8 +48,21 @@ describe('ctta CLI', () => {
     expect(e.stdout).toMatch(/confusion matrix/);
   });
 
+  it('show draws one row per domain; list names corruptions and scenarios', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'ctta-show-')), 'grid.png');
+    const r = runCli(['show', 'fmnist-c-continual', '--per-domain', '4', '--scale', '2', '--out', out]);
+    expect(r.code).toBe(0);
+    const meta = await sharp(out).metadata();
+    expect(meta.format).toBe('png');
+    expect(meta.height).toBe(15 * (28 * 2 + 2)); // 15 domains
+    const corruptions = runCli(['list', 'corruptions']).stdout;
+    expect(corruptions).toMatch(/gaussian_noise[\s\S]*jpeg_compression[\s\S]*saturate/);
+    expect(runCli(['list', 'scenarios']).stdout).toMatch(/fmnist-c-continual\s+fashion-mnist\s+continual/);
+    expect(runCli(['list', 'things']).code).toBe(2);
+  });
+
   it('every command has --help with examples', () => {
-    for (const cmd of ['info', 'pretrain', 'eval']) {
+    for (const cmd of ['info', 'list', 'show', 'pretrain', 'eval']) {
       const r = runCli([cmd, '--help']);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Examples:/);
@@ -62,6 +76,7 @@ describe('ctta CLI', () => {
       [['eval', '--model', '/nonexistent/model'], /model not found: \/nonexistent\/model/],
       [['eval', '--model', modelDir, '--data-dir', '/nonexistent/data'], /--data-dir \/nonexistent\/data does not exist.*fix:/],
       [['pretrain', '--epochs', 'many', '--out', 'x'], /--epochs must be an integer >= 1, got "many"/],
+      [['show', 'no-such-scenario', '--out', 'x.png'], /scenario not found: no-such-scenario/],
     ];
     for (const [args, pattern] of cases) {
       const r = runCli(args);

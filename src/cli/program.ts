@@ -10,7 +10,11 @@ import { infoCommand } from './commands/info.js';
 import { listCommand } from './commands/list.js';
 import { showCommand } from './commands/show.js';
 import { pretrainCommand } from './commands/pretrain.js';
-import { packageVersion } from './version.js';
+import { runCommand } from './commands/run.js';
+import { mergeCommand } from './commands/merge.js';
+import { plotCommand } from './commands/plot.js';
+import { tableCommand } from './commands/table.js';
+import { packageVersion } from '../util/version.js';
 
 // Quiet tfjs's console advice (e.g. "install tfjs-node"); ctta reports the backend itself.
 tf.env().set('PROD', true);
@@ -28,7 +32,7 @@ Examples:
   ctta show fmnist-c-continual --out continual.png   # what the model will see
 
 Docs: README.md. Exit codes: 0 ok, 1 run failed, 2 usage or input error.`);
-  for (const cmd of [infoCommand(), listCommand(), showCommand(), pretrainCommand(), evalCommand()]) {
+  for (const cmd of [runCommand(), tableCommand(), plotCommand(), mergeCommand(), infoCommand(), listCommand(), showCommand(), pretrainCommand(), evalCommand()]) {
     program.addCommand(cmd.showHelpAfterError('(run with --help for usage)'));
   }
   program.exitOverride();

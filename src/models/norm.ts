@@ -9,8 +9,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { groupNorm } from './layers/group-norm.js';
 
-/** Which statistics a BatchNorm layer normalises with. */
-export type NormStatistics = 'running' | 'batch';
+/**
+ * Which statistics a BatchNorm layer normalises with: 'running' (stored), 'batch' (this batch's),
+ * or 'ema' (first fold this batch into the stored statistics with `momentum`, then use them).
+ */
+export type NormStatistics = 'running' | 'batch' | 'ema';
 
 export class NormLayer {
   /**
@@ -54,12 +57,17 @@ export class NormLayer {
     return tf.tidy(() => {
       let mean: tf.Tensor1D;
       let variance: tf.Tensor1D;
-      if (this.statistics === 'running') {
+      if (this.statistics === 'ema') {
+        const m = tf.moments(x, [0, 1, 2]);
+        this.updateRunning(m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, x.size / this.channels, this.momentum ?? 0.1);
+        mean = this.movingMean as tf.Tensor1D;
+        variance = this.movingVariance as tf.Tensor1D;
+      } else if (this.statistics === 'running') {
         mean = this.movingMean as tf.Tensor1D;
         variance = this.movingVariance as tf.Tensor1D;
       } else {
         const m = tf.moments(x, [0, 1, 2]);
-        if (this.momentum !== undefined) this.updateRunning(m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, x.size / this.channels);
+        if (this.momentum !== undefined) this.updateRunning(m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, x.size / this.channels, this.momentum);
         if (this.alpha === 1) {
           mean = m.mean as tf.Tensor1D;
           variance = m.variance as tf.Tensor1D;
@@ -84,8 +92,7 @@ export class NormLayer {
     this.movingVariance!.assign(variance);
   }
 
-  private updateRunning(mean: tf.Tensor1D, variance: tf.Tensor1D, count: number): void {
-    const m = this.momentum!;
+  private updateRunning(mean: tf.Tensor1D, variance: tf.Tensor1D, count: number, m: number): void {
     // Running variance is stored unbiased (as PyTorch and Keras do); batch normalisation itself
     // uses the biased variance.
     const unbiased = count > 1 ? count / (count - 1) : 1;

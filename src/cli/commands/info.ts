@@ -6,7 +6,7 @@ import { listModels } from '../../models/registry.js';
 import { datasetNames } from '../../streams/datasets/index.js';
 import { locateFashionMnist } from '../../streams/datasets/fashion-mnist.js';
 import { repoRoot } from '../../util/paths.js';
-import { packageVersion } from '../version.js';
+import { packageVersion } from '../../util/version.js';
 
 export function infoCommand(): Command {
   return new Command('info')

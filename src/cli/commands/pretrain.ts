@@ -7,7 +7,7 @@ import { evaluateClean } from '../../training/evaluate.js';
 import { pretrain, PRETRAIN_DEFAULTS } from '../../training/pretrain.js';
 import { choiceOption, floatOption, intOption, parseClassList } from '../parse.js';
 import { formatSeconds, progressBar } from '../progress.js';
-import { packageVersion } from '../version.js';
+import { packageVersion } from '../../util/version.js';
 
 export function pretrainCommand(): Command {
   const d = PRETRAIN_DEFAULTS;

@@ -14,7 +14,7 @@ import {
   toFloat,
 } from './filters.js';
 import type { FloatImage } from './filters.js';
-import type { Rng } from './rng.js';
+import type { CorruptionRng } from './rng.js';
 import type { Image, Severity } from './types.js';
 
 /** (disk radius, anti-alias Gaussian sigma) */
@@ -122,7 +122,7 @@ export function defocusBlur(img: Image, severity: Severity): Image {
  * data (a copy of the neighbour), for grey images too, so that a grey image is corrupted like
  * the same image replicated to RGB.
  */
-export function glassBlur(img: Image, severity: Severity, rng: Rng): Image {
+export function glassBlur(img: Image, severity: Severity, rng: CorruptionRng): Image {
   const [sigma, d, iterations] = GLASS_BLUR[severity - 1];
   const { height: H, width: W, channels: C } = img;
   // np.uint8(gaussian(x / 255, sigma) * 255): truncation, no clipping needed (a blur of [0,1]).
@@ -143,7 +143,7 @@ export function glassBlur(img: Image, severity: Severity, rng: Rng): Image {
 }
 
 /** ImageMagick's motion blur at a random angle in [-45, 45) degrees. */
-export function motionBlur(img: Image, severity: Severity, rng: Rng): Image {
+export function motionBlur(img: Image, severity: Severity, rng: CorruptionRng): Image {
   const [radius, sigma] = MOTION_BLUR[severity - 1];
   const angle = rng.uniformRange(-45, 45);
   return imageMagickMotionBlur(img, radius, sigma, angle);

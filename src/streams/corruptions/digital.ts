@@ -18,7 +18,7 @@ import {
   toFloat,
 } from './filters.js';
 import type { FloatImage } from './filters.js';
-import type { Rng } from './rng.js';
+import type { CorruptionRng } from './rng.js';
 import type { Image, Severity } from './types.js';
 
 /** Added to the HSV value channel. */
@@ -317,7 +317,7 @@ function remapReflect(f: FloatImage, dy: Float64Array, dx: Float64Array): FloatI
  * sigma, mode='reflect', truncate=3). The original builds the centre from (H // 2, W // 2) and
  * hands it to OpenCV as (x, y): identical for square images; here x uses W and y uses H.
  */
-export function elasticTransform(img: Image, severity: Severity, rng: Rng): Image {
+export function elasticTransform(img: Image, severity: Severity, rng: CorruptionRng): Image {
   const [alpha, sigma, jitter] = ELASTIC[severity - 1];
   const { height: H, width: W } = img;
   const x = toFloat(img);

@@ -7,7 +7,7 @@
  * rules and rounding.
  */
 import { borderIndex, clamp, fromFloat, gaussianFilter, luma, newFloat, roundHalfEven, toFloat } from './filters.js';
-import type { Rng } from './rng.js';
+import type { CorruptionRng } from './rng.js';
 import type { Image, Severity } from './types.js';
 
 /** (liquid mean, liquid std, smoothing sigma, threshold, intensity, mud?) */
@@ -216,7 +216,7 @@ function waterShading(liquid8: Uint8Array, H: number, W: number): Float64Array {
   return out;
 }
 
-export function spatter(img: Image, severity: Severity, rng: Rng): Image {
+export function spatter(img: Image, severity: Severity, rng: CorruptionRng): Image {
   const [mean, std, sigma, threshold, intensity, mud] = SPATTER[severity - 1];
   const { height: H, width: W, channels: C } = img;
   const x = toFloat(img);

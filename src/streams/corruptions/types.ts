@@ -1,6 +1,6 @@
 /** Shared types of the corruption engine. */
 
-import type { Rng } from './rng.js';
+import type { CorruptionRng } from './rng.js';
 
 /** An HxWxC uint8 image, row-major, channels interleaved (HWC), C = 1 (grey) or 3 (RGB). */
 export interface Image {
@@ -18,4 +18,4 @@ export type Severity = 1 | 2 | 3 | 4 | 5;
  * It never mutates its input. Corruptions that call sharp (jpeg, frost's overlay loading) are
  * async; the others return synchronously and the registry wraps them.
  */
-export type CorruptionFn = (img: Image, severity: Severity, rng: Rng) => Image | Promise<Image>;
+export type CorruptionFn = (img: Image, severity: Severity, rng: CorruptionRng) => Image | Promise<Image>;

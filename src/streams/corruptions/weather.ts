@@ -15,7 +15,7 @@ import {
   rot180,
   toFloat,
 } from './filters.js';
-import type { Rng } from './rng.js';
+import type { CorruptionRng } from './rng.js';
 import type { Image, Severity } from './types.js';
 
 /**
@@ -49,7 +49,7 @@ export const FOG = [
   [1.5, 1.75],
 ] as const;
 
-export function snow(img: Image, severity: Severity, rng: Rng): Image {
+export function snow(img: Image, severity: Severity, rng: CorruptionRng): Image {
   const [mean, std, zoom, threshold, radius, sigma, keep] = SNOW[severity - 1];
   const { height: H, width: W, channels: C } = img;
   const x = toFloat(img);
@@ -91,7 +91,7 @@ export function snow(img: Image, severity: Severity, rng: Rng): Image {
  * big for the reduced overlay uses the full-size one (the ImageNet-C path), and one bigger than
  * that gets the overlay scaled up to cover it.
  */
-async function frostCrop(H: number, W: number, rng: Rng): Promise<{ o: Overlay; top: number; left: number }> {
+async function frostCrop(H: number, W: number, rng: CorruptionRng): Promise<{ o: Overlay; top: number; left: number }> {
   const idx = rng.randint(0, 5);
   let o = (await cifarFrostOverlays())[idx];
   if (o.height <= H || o.width <= W) {
@@ -107,7 +107,7 @@ async function frostCrop(H: number, W: number, rng: Rng): Promise<{ o: Overlay; 
  * clip(a * x + b * frost_crop) on the 0..255 scale. Grey images blend with the Rec. 601 grey of
  * the (RGB) frost crop.
  */
-export async function frost(img: Image, severity: Severity, rng: Rng): Promise<Image> {
+export async function frost(img: Image, severity: Severity, rng: CorruptionRng): Promise<Image> {
   const [a, b] = FROST[severity - 1];
   const { height: H, width: W, channels: C } = img;
   const { o, top, left } = await frostCrop(H, W, rng);
@@ -134,7 +134,7 @@ export async function frost(img: Image, severity: Severity, rng: Rng): Promise<I
  * drawn per step in numpy's row-major order: square centres, then the points between two
  * horizontal corners, then those between two vertical corners.
  */
-export function plasmaFractal(size: number, decay: number, rng: Rng): Float64Array {
+export function plasmaFractal(size: number, decay: number, rng: CorruptionRng): Float64Array {
   const n = size;
   const m = new Float64Array(n * n);
   let step = n;
@@ -195,7 +195,7 @@ export function plasmaFractal(size: number, decay: number, rng: Rng): Float64Arr
  * x + s * plasma, rescaled by max / (max + s). The CIFAR code draws a 32x32 map and crops it;
  * we draw the smallest power of two covering the image (32 for 28x28 and 32x32).
  */
-export function fog(img: Image, severity: Severity, rng: Rng): Image {
+export function fog(img: Image, severity: Severity, rng: CorruptionRng): Image {
   const [s, decay] = FOG[severity - 1];
   const { height: H, width: W, channels: C } = img;
   let size = 2;

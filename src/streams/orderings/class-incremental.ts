@@ -13,19 +13,22 @@ import { z } from 'zod';
 import { CttaError } from '../../errors.js';
 import {
   assemble,
-  checkSeed,
+  checkClassOrder,
+  concat,
   indicesByClass,
-  parseParams,
   positiveInt,
+  prepare,
+  range,
   resolveDomains,
   resolveLabels,
+  sortedSample,
+  type Domain,
   type DomainInput,
   type LabelSource,
   type Ordering,
   type Segment,
   type TaskInfo,
 } from './common.js';
-import { SeededRng } from './rng.js';
 
 export const classIncrementalParams = z
   .object({
@@ -48,17 +51,15 @@ export type ClassIncrementalParams = z.input<typeof classIncrementalParams>;
 
 const DEFAULT_TASKS = 5;
 
-function checkClassOrder(order: readonly number[], numClasses: number): void {
-  const seen = new Set<number>();
-  order.forEach((c, i) => {
-    if (c >= numClasses) {
-      throw new CttaError(
-        `ordering "class_incremental": params.classOrder[${i}] = ${c} is not a class of the dataset (0..${numClasses - 1})`,
-      );
-    }
-    if (seen.has(c)) throw new CttaError(`ordering "class_incremental": params.classOrder[${i}] repeats class ${c}`);
-    seen.add(c);
-  });
+/** class_incremental streams a single domain. */
+function oneDomain(ordering: string, inputs: readonly DomainInput[] | undefined): Domain[] {
+  const domains = resolveDomains(ordering, inputs);
+  if (domains.length !== 1) {
+    throw new CttaError(`ordering "${ordering}": streams one domain, but domains lists ${domains.length}`, {
+      fix: 'give one domain (or none for clean data); use "domain_incremental" for a sequence of domains',
+    });
+  }
+  return domains;
 }
 
 /** Split `classes` into consecutive groups of the given sizes. */
@@ -80,25 +81,22 @@ export function classIncremental(
   evalSource?: LabelSource,
 ): Ordering {
   const kind = 'class_incremental';
-  checkSeed(kind, seed);
-  const { labels, numClasses } = resolveLabels(kind, source);
-  const domains = resolveDomains(kind, domainInputs);
-  if (domains.length !== 1) {
-    throw new CttaError(`ordering "class_incremental": streams one domain, but domains lists ${domains.length}`, {
-      fix: 'give one domain (or none for clean data); use "domain_incremental" for a sequence of domains',
-    });
-  }
-  const p = parseParams(kind, classIncrementalParams, params);
-  const rng = new SeededRng(seed);
+  const { labels, numClasses, domains, p, rng } = prepare(
+    kind,
+    classIncrementalParams,
+    source,
+    domainInputs,
+    params,
+    seed,
+    oneDomain,
+  );
 
   let classOrder: number[];
   if (p.classOrder) {
-    checkClassOrder(p.classOrder, numClasses);
+    checkClassOrder(kind, p.classOrder, numClasses, false);
     classOrder = [...p.classOrder];
   } else {
-    classOrder = p.shuffleClasses
-      ? Array.from(rng.fork('classes').permutation(numClasses))
-      : Array.from({ length: numClasses }, (_, c) => c);
+    classOrder = p.shuffleClasses ? Array.from(rng.fork('classes').permutation(numClasses)) : range(numClasses);
   }
 
   let sizes: number[];
@@ -143,38 +141,22 @@ export function classIncremental(
 
   const segments: Segment[] = [];
   const tasks: TaskInfo[] = groups.map((classes, t) => {
-    let count = 0;
-    for (const c of classes) count += byClass[c]!.length;
-    if (count === 0) {
+    const indices = concat(classes.map((c) => byClass[c]!));
+    if (indices.length === 0) {
       throw new CttaError(`ordering "class_incremental": task ${t} (classes ${classes.join(', ')}) has no images`);
     }
-    const indices = new Int32Array(count);
-    let o = 0;
-    for (const c of classes) {
-      indices.set(byClass[c]!, o);
-      o += byClass[c]!.length;
-    }
-    rng.fork(`task/${t}`).shuffle(indices);
-    const keep = p.samplesPerTask === undefined ? count : Math.min(count, p.samplesPerTask);
+    rng.fork('task', t).shuffle(indices);
+    const keep = p.samplesPerTask === undefined ? indices.length : Math.min(indices.length, p.samplesPerTask);
     segments.push({ indices: indices.slice(0, keep), domain: 0, task: t });
 
     const task: TaskInfo = { id: t, name: `task-${t}`, classes, domain: 0 };
-    if (evalByClass) task.evalIndices = heldOut(classes, evalByClass, p.evalPerTask, rng.fork(`eval/${t}`));
+    if (evalByClass) {
+      // The held-out images of the task's classes, ascending.
+      const held = concat(classes.map((c) => evalByClass[c]!));
+      task.evalIndices = sortedSample(held, p.evalPerTask, rng.fork('eval', t));
+    }
     return task;
   });
 
   return assemble({ kind, seed, params: { ...p, classOrder, classesPerTask: sizes }, numClasses, domains, tasks }, segments);
-}
-
-/** The evaluation images of `classes`, ascending; a seeded subset of `limit` when given. */
-function heldOut(classes: readonly number[], byClass: Int32Array[], limit: number | undefined, rng: SeededRng): Int32Array {
-  const parts = classes.map((c) => byClass[c]!);
-  const all = new Int32Array(parts.reduce((a, b) => a + b.length, 0));
-  let o = 0;
-  for (const part of parts) {
-    all.set(part, o);
-    o += part.length;
-  }
-  const chosen = limit !== undefined && limit < all.length ? rng.shuffle(all).slice(0, limit) : all;
-  return chosen.sort();
 }

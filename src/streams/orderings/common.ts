@@ -1,6 +1,7 @@
 /**
  * Shared vocabulary of the orderings: what goes in (labels, domains, params, seed), what comes out
- * (an `Ordering`: one entry per stream position), and the validation every ordering applies.
+ * (an `Ordering`: one entry per stream position), the validation every ordering applies, and the
+ * building blocks they share (the seeded image subset, per-domain segments, assembly).
  *
  * An ordering never touches pixels: it says which sample index is shown at each position and
  * under which domain (corruption, severity) and task. The stream builder applies the corruption.
@@ -8,6 +9,7 @@
 import { z } from 'zod';
 
 import { CttaError } from '../../errors.js';
+import type { Label } from '../../util/rng.js';
 import { SeededRng } from './rng.js';
 
 export type OrderingName =
@@ -205,9 +207,36 @@ export function resolveDomains(ordering: string, inputs: readonly DomainInput[] 
   });
 }
 
-/** `count` distinct indices of 0..n-1: the head of a seeded permutation (all n when count = n). */
-export function pickSubset(rng: SeededRng, n: number, count: number): Int32Array {
-  return rng.permutation(n).slice(0, count);
+/** What every ordering starts from: its validated inputs and its root random stream. */
+export interface Prepared<P> {
+  labels: Int32Array;
+  numClasses: number;
+  domains: Domain[];
+  p: P;
+  rng: SeededRng;
+}
+
+/** Builds the domain list from a scenario's domains; `resolveDomains` unless an ordering has rules of its own. */
+export type DomainResolver = (ordering: string, inputs: readonly DomainInput[] | undefined) => Domain[];
+
+/**
+ * The checks every ordering starts with, always in the same order (seed, labels, domains,
+ * params), then the root stream of `seed`.
+ */
+export function prepare<S extends z.ZodObject>(
+  ordering: OrderingName,
+  schema: S,
+  source: LabelSource,
+  domainInputs: readonly DomainInput[] | undefined,
+  params: unknown,
+  seed: number,
+  resolve: DomainResolver = resolveDomains,
+): Prepared<z.output<S>> {
+  checkSeed(ordering, seed);
+  const { labels, numClasses } = resolveLabels(ordering, source);
+  const domains = resolve(ordering, domainInputs);
+  const p = parseParams(ordering, schema, params);
+  return { labels, numClasses, domains, p, rng: new SeededRng(seed) };
 }
 
 /** Resolve `samplesPerDomain` (default: all n samples) and check it fits. */
@@ -220,6 +249,71 @@ export function resolveCount(ordering: string, field: string, requested: number 
     );
   }
   return requested;
+}
+
+/**
+ * The seed's permutation of the n samples, from the stream "subset": every ordering takes its
+ * images from it, so a seed picks the same images whichever ordering is chosen.
+ */
+export function subsetPermutation(rng: SeededRng, n: number): Int32Array {
+  return rng.fork('subset').permutation(n);
+}
+
+/** The `samplesPerDomain` images (default: all n) every domain shows: the head of the subset permutation. */
+export function pickSubset(
+  ordering: string,
+  samplesPerDomain: number | undefined,
+  n: number,
+  rng: SeededRng,
+): { count: number; subset: Int32Array } {
+  const count = resolveCount(ordering, 'samplesPerDomain', samplesPerDomain, n);
+  return { count, subset: subsetPermutation(rng, n).slice(0, count) };
+}
+
+/** A copy of `indices` in the seeded order of the stream `labels` (e.g. "domain", 3). */
+export function reshuffled(rng: SeededRng, indices: Int32Array, ...labels: Label[]): Int32Array {
+  return rng.fork(...labels).shuffle(indices.slice());
+}
+
+/** `indices` ascending, or, when there are more than `limit`, a seeded subset of `limit` of them, ascending. */
+export function sortedSample(indices: Int32Array, limit: number | undefined, rng: SeededRng): Int32Array {
+  const chosen = limit !== undefined && limit < indices.length ? rng.shuffle(indices.slice()).slice(0, limit) : indices.slice();
+  return chosen.sort();
+}
+
+/** Check `params.classOrder`: classes of the dataset, none twice, and (when `complete`) all of them. */
+export function checkClassOrder(ordering: string, order: readonly number[], numClasses: number, complete: boolean): void {
+  const seen = new Set<number>();
+  order.forEach((c, i) => {
+    if (c >= numClasses) {
+      throw new CttaError(
+        `ordering "${ordering}": params.classOrder[${i}] = ${c} is not a class of the dataset (0..${numClasses - 1})`,
+      );
+    }
+    if (seen.has(c)) throw new CttaError(`ordering "${ordering}": params.classOrder[${i}] repeats class ${c}`);
+    seen.add(c);
+  });
+  if (complete && seen.size !== numClasses) {
+    throw new CttaError(`ordering "${ordering}": params.classOrder lists ${seen.size} classes; it must rank all ${numClasses}`);
+  }
+}
+
+/** 0, 1, ..., n - 1. */
+export function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** The arrays one after another, in a new array. */
+export function concat(parts: readonly Int32Array[]): Int32Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Int32Array(length);
+  let o = 0;
+  for (const part of parts) {
+    out.set(part, o);
+    o += part.length;
+  }
+  return out;
 }
 
 /** Sample indices of each class, in the order they appear in `indices` (or 0..n-1). */
@@ -244,31 +338,54 @@ export interface Segment {
   task: number;
 }
 
-/** Concatenate segments into the per-position arrays of an Ordering. */
-export function assemble(
-  base: Omit<Ordering, 'length' | 'order' | 'domain' | 'severity' | 'task'>,
-  segments: readonly Segment[],
+/** One segment per domain, in domain order; in task 0 unless `taskOf` says otherwise. */
+export function domainSegments(
+  domains: readonly Domain[],
+  indicesOf: (domain: number) => Int32Array,
+  taskOf: (domain: number) => number = () => 0,
+): Segment[] {
+  return domains.map((_, d) => ({ indices: indicesOf(d), domain: d, task: taskOf(d) }));
+}
+
+/** An Ordering without its per-position arrays. */
+export type OrderingBase = Omit<Ordering, 'length' | 'order' | 'domain' | 'severity' | 'task'>;
+
+/** The base of a non-incremental ordering: one task of all classes, under a varying domain. */
+export function singleTaskBase(
+  kind: OrderingName,
+  seed: number,
+  params: Record<string, unknown>,
+  numClasses: number,
+  domains: Domain[],
+): OrderingBase {
+  return { kind, seed, params, numClasses, domains, tasks: [{ id: 0, name: 'all', classes: range(numClasses), domain: null }] };
+}
+
+/** Complete `base` with its per-position arrays; severities are looked up, tasks default to 0. */
+export function withPositions(
+  base: OrderingBase,
+  order: Int32Array,
+  domain: Int32Array,
+  task = new Int32Array(order.length),
 ): Ordering {
-  let length = 0;
-  for (const s of segments) length += s.indices.length;
-  const order = new Int32Array(length);
-  const domain = new Int32Array(length);
+  const length = order.length;
   const severity = new Int8Array(length);
-  const task = new Int32Array(length);
-  let p = 0;
-  for (const s of segments) {
-    order.set(s.indices, p);
-    domain.fill(s.domain, p, p + s.indices.length);
-    severity.fill(base.domains[s.domain]!.severity, p, p + s.indices.length);
-    task.fill(s.task, p, p + s.indices.length);
-    p += s.indices.length;
-  }
+  for (let p = 0; p < length; p++) severity[p] = base.domains[domain[p]!]!.severity;
   return { ...base, length, order, domain, severity, task };
 }
 
-/** The single task of a non-incremental ordering: all classes, domain varying. */
-export function allClassesTask(numClasses: number, domain: number | null): TaskInfo {
-  return { id: 0, name: 'all', classes: Array.from({ length: numClasses }, (_, c) => c), domain };
+/** Concatenate segments into the per-position arrays of an Ordering. */
+export function assemble(base: OrderingBase, segments: readonly Segment[]): Ordering {
+  const order = concat(segments.map((s) => s.indices));
+  const domain = new Int32Array(order.length);
+  const task = new Int32Array(order.length);
+  let p = 0;
+  for (const s of segments) {
+    domain.fill(s.domain, p, p + s.indices.length);
+    task.fill(s.task, p, p + s.indices.length);
+    p += s.indices.length;
+  }
+  return withPositions(base, order, domain, task);
 }
 
 /** Zod pieces the orderings share. */

@@ -7,22 +7,18 @@
 import { z } from 'zod';
 
 import {
-  allClassesTask,
   assemble,
-  checkSeed,
-  parseParams,
+  domainSegments,
   pickSubset,
   positiveInt,
-  resolveCount,
-  resolveDomains,
-  resolveLabels,
+  prepare,
+  reshuffled,
+  singleTaskBase,
   type DomainInput,
   type LabelSource,
   type Ordering,
   type OrderingName,
-  type Segment,
 } from './common.js';
-import { SeededRng } from './rng.js';
 
 export const continualParams = z
   .object({
@@ -46,29 +42,10 @@ export function continualCore(
   params: unknown,
   seed: number,
 ): Ordering {
-  checkSeed(kind, seed);
-  const { labels, numClasses } = resolveLabels(kind, source);
-  const domains = resolveDomains(kind, domainInputs);
-  const p = parseParams(kind, continualParams, params);
-  const count = resolveCount(kind, 'samplesPerDomain', p.samplesPerDomain, labels.length);
-  const rng = new SeededRng(seed);
-  const subset = pickSubset(rng.fork('subset'), labels.length, count);
-  const segments: Segment[] = domains.map((_, d) => ({
-    indices: p.shufflePerDomain ? rng.fork(`domain/${d}`).shuffle(subset.slice()) : subset,
-    domain: d,
-    task: 0,
-  }));
-  return assemble(
-    {
-      kind,
-      seed,
-      params: { ...p, samplesPerDomain: count },
-      numClasses,
-      domains,
-      tasks: [allClassesTask(numClasses, null)],
-    },
-    segments,
-  );
+  const { labels, numClasses, domains, p, rng } = prepare(kind, continualParams, source, domainInputs, params, seed);
+  const { count, subset } = pickSubset(kind, p.samplesPerDomain, labels.length, rng);
+  const segments = domainSegments(domains, (d) => (p.shufflePerDomain ? reshuffled(rng, subset, 'domain', d) : subset));
+  return assemble(singleTaskBase(kind, seed, { ...p, samplesPerDomain: count }, numClasses, domains), segments);
 }
 
 export function continual(

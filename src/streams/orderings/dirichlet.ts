@@ -26,20 +26,17 @@ import { z } from 'zod';
 
 import { CttaError } from '../../errors.js';
 import {
-  allClassesTask,
   assemble,
-  checkSeed,
+  concat,
+  domainSegments,
   indicesByClass,
-  parseParams,
   pickSubset,
   positiveInt,
-  resolveCount,
-  resolveDomains,
-  resolveLabels,
+  prepare,
+  singleTaskBase,
   type DomainInput,
   type LabelSource,
   type Ordering,
-  type Segment,
 } from './common.js';
 import { SeededRng, normaliseLogWeights } from './rng.js';
 
@@ -81,15 +78,7 @@ export function dirichletChunks(
 ): Int32Array {
   const n = subset.length;
   const byClass = indicesByClass(labels, numClasses, subset);
-  if (p.delta === 0) {
-    const out = new Int32Array(n);
-    let o = 0;
-    for (const members of byClass) {
-      out.set(members, o);
-      o += members.length;
-    }
-    return out;
-  }
+  if (p.delta === 0) return concat(byClass);
   const k = p.chunks;
   const capacity = n / k;
   for (let attempt = 1; attempt <= p.maxAttempts; attempt++) {
@@ -155,11 +144,8 @@ export function dirichlet(
   seed: number,
 ): Ordering {
   const kind = 'dirichlet';
-  checkSeed(kind, seed);
-  const { labels, numClasses } = resolveLabels(kind, source);
-  const domains = resolveDomains(kind, domainInputs);
-  const parsed = parseParams(kind, dirichletParams, params);
-  const count = resolveCount(kind, 'samplesPerDomain', parsed.samplesPerDomain, labels.length);
+  const { labels, numClasses, domains, p: parsed, rng } = prepare(kind, dirichletParams, source, domainInputs, params, seed);
+  const { count, subset } = pickSubset(kind, parsed.samplesPerDomain, labels.length, rng);
   const p: Resolved = { ...parsed, chunks: parsed.chunks ?? numClasses };
   if (p.delta > 0 && p.chunks * p.minSize > count) {
     throw new CttaError(
@@ -168,22 +154,6 @@ export function dirichlet(
       { fix: 'lower params.minSize or params.chunks' },
     );
   }
-  const rng = new SeededRng(seed);
-  const subset = pickSubset(rng.fork('subset'), labels.length, count);
-  const segments: Segment[] = domains.map((_, d) => ({
-    indices: dirichletChunks(labels, numClasses, subset, p, rng.fork(`domain/${d}`)),
-    domain: d,
-    task: 0,
-  }));
-  return assemble(
-    {
-      kind,
-      seed,
-      params: { ...p, samplesPerDomain: count },
-      numClasses,
-      domains,
-      tasks: [allClassesTask(numClasses, null)],
-    },
-    segments,
-  );
+  const segments = domainSegments(domains, (d) => dirichletChunks(labels, numClasses, subset, p, rng.fork('domain', d)));
+  return assemble(singleTaskBase(kind, seed, { ...p, samplesPerDomain: count }, numClasses, domains), segments);
 }

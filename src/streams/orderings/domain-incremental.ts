@@ -16,19 +16,22 @@ import { z } from 'zod';
 import { CttaError } from '../../errors.js';
 import {
   assemble,
-  checkSeed,
-  parseParams,
+  domainSegments,
+  pickSubset,
   positiveInt,
+  prepare,
+  range,
+  reshuffled,
   resolveCount,
-  resolveDomains,
   resolveLabels,
+  sortedSample,
+  subsetPermutation,
   type DomainInput,
   type LabelSource,
   type Ordering,
   type Segment,
   type TaskInfo,
 } from './common.js';
-import { SeededRng } from './rng.js';
 
 export const domainIncrementalParams = z
   .object({
@@ -51,16 +54,12 @@ export function domainIncremental(
   evalSource?: LabelSource,
 ): Ordering {
   const kind = 'domain_incremental';
-  checkSeed(kind, seed);
-  const { labels, numClasses } = resolveLabels(kind, source);
-  const domains = resolveDomains(kind, domainInputs);
-  const p = parseParams(kind, domainIncrementalParams, params);
+  const { labels, numClasses, domains, p, rng } = prepare(kind, domainIncrementalParams, source, domainInputs, params, seed);
   const n = labels.length;
-  const rng = new SeededRng(seed);
-  const perm = rng.fork('subset').permutation(n);
+  const taskPerDomain = (d: number): number => d;
 
   let count: number;
-  const segments: Segment[] = [];
+  let segments: Segment[];
   if (p.disjoint) {
     const fit = Math.floor(n / domains.length);
     count = resolveCount(kind, 'samplesPerDomain', p.samplesPerDomain, fit);
@@ -70,33 +69,25 @@ export function domainIncremental(
         { fix: 'set params.disjoint to false, or use fewer domains' },
       );
     }
-    domains.forEach((_, d) => segments.push({ indices: perm.slice(d * count, (d + 1) * count), domain: d, task: d }));
+    const perm = subsetPermutation(rng, n);
+    segments = domainSegments(domains, (d) => perm.slice(d * count, (d + 1) * count), taskPerDomain);
   } else {
-    count = resolveCount(kind, 'samplesPerDomain', p.samplesPerDomain, n);
-    const subset = perm.slice(0, count);
-    domains.forEach((_, d) =>
-      segments.push({ indices: rng.fork(`domain/${d}`).shuffle(subset.slice()), domain: d, task: d }),
-    );
+    const picked = pickSubset(kind, p.samplesPerDomain, n, rng);
+    count = picked.count;
+    segments = domainSegments(domains, (d) => reshuffled(rng, picked.subset, 'domain', d), taskPerDomain);
   }
 
   let evalIndices: Int32Array | undefined;
   if (evalSource !== undefined) {
     const ev = resolveLabels(kind, evalSource, 'evaluation labels');
-    const m = ev.labels.length;
-    evalIndices =
-      p.evalPerTask !== undefined && p.evalPerTask < m
-        ? rng.fork('eval').permutation(m).slice(0, p.evalPerTask).sort()
-        : Int32Array.from({ length: m }, (_, i) => i);
+    evalIndices = sortedSample(Int32Array.from(range(ev.labels.length)), p.evalPerTask, rng.fork('eval'));
   }
-  const allClasses = Array.from({ length: numClasses }, (_, c) => c);
+  const allClasses = range(numClasses);
   const tasks: TaskInfo[] = domains.map((dom, d) => {
     const task: TaskInfo = { id: d, name: dom.name, classes: allClasses, domain: d };
     if (evalIndices) task.evalIndices = evalIndices;
     return task;
   });
 
-  return assemble(
-    { kind, seed, params: { ...p, samplesPerDomain: count }, numClasses, domains, tasks },
-    segments,
-  );
+  return assemble({ kind, seed, params: { ...p, samplesPerDomain: count }, numClasses, domains, tasks }, segments);
 }

@@ -16,22 +16,19 @@ import { z } from 'zod';
 import { CttaError } from '../../errors.js';
 import {
   CLEAN_CORRUPTION,
-  allClassesTask,
   assemble,
-  checkSeed,
-  parseParams,
   pickSubset,
   positiveInt,
-  resolveCount,
+  prepare,
+  reshuffled,
   resolveDomains,
-  resolveLabels,
+  singleTaskBase,
   type Domain,
   type DomainInput,
   type LabelSource,
   type Ordering,
   type Segment,
 } from './common.js';
-import { SeededRng } from './rng.js';
 
 export const gradualParams = z
   .object({
@@ -54,6 +51,31 @@ export function gradualSeverities(i: number, start: 'descending' | 'full'): numb
   return i === 0 && start === 'descending' ? DOWN : UP_DOWN;
 }
 
+/**
+ * The corruption types to sweep, as domains with a placeholder severity: gradual needs a list,
+ * and chooses the severities itself.
+ */
+function corruptionTypes(ordering: string, corruptions: readonly DomainInput[] | undefined): Domain[] {
+  if (corruptions === undefined) {
+    throw new CttaError(`ordering "${ordering}": domains must list the corruptions to sweep`, {
+      fix: 'e.g. domains: [{"corruption": "gaussian_noise"}, {"corruption": "shot_noise"}]',
+    });
+  }
+  corruptions.forEach((c, i) => {
+    if (c && typeof c === 'object' && c.severity !== undefined) {
+      throw new CttaError(
+        `ordering "${ordering}": domains[${i}].severity is set (${String(c.severity)}) but gradual chooses the severities itself`,
+        { fix: 'list corruptions only, e.g. {"corruption": "fog"}' },
+      );
+    }
+    if (c && typeof c === 'object' && c.corruption === CLEAN_CORRUPTION) {
+      throw new CttaError(`ordering "${ordering}": domains[${i}].corruption is "${CLEAN_CORRUPTION}", which has no severities`);
+    }
+  });
+  // Validates names and duplicates; the severity here is a placeholder.
+  return resolveDomains(ordering, corruptions.map((c) => ({ ...c, severity: 5, name: c.name ?? c.corruption })));
+}
+
 export function gradual(
   source: LabelSource,
   corruptions: readonly DomainInput[] | undefined,
@@ -61,30 +83,16 @@ export function gradual(
   seed: number,
 ): Ordering {
   const kind = 'gradual';
-  checkSeed(kind, seed);
-  const { labels, numClasses } = resolveLabels(kind, source);
-  if (corruptions === undefined) {
-    throw new CttaError(`ordering "gradual": domains must list the corruptions to sweep`, {
-      fix: 'e.g. domains: [{"corruption": "gaussian_noise"}, {"corruption": "shot_noise"}]',
-    });
-  }
-  corruptions.forEach((c, i) => {
-    if (c && typeof c === 'object' && c.severity !== undefined) {
-      throw new CttaError(
-        `ordering "gradual": domains[${i}].severity is set (${String(c.severity)}) but gradual chooses the severities itself`,
-        { fix: 'list corruptions only, e.g. {"corruption": "fog"}' },
-      );
-    }
-    if (c && typeof c === 'object' && c.corruption === CLEAN_CORRUPTION) {
-      throw new CttaError(`ordering "gradual": domains[${i}].corruption is "${CLEAN_CORRUPTION}", which has no severities`);
-    }
-  });
-  // Validates names and duplicates; the severity here is a placeholder.
-  const types = resolveDomains(kind, corruptions.map((c) => ({ ...c, severity: 5, name: c.name ?? c.corruption })));
-  const p = parseParams(kind, gradualParams, params);
-  const count = resolveCount(kind, 'samplesPerDomain', p.samplesPerDomain, labels.length);
-  const rng = new SeededRng(seed);
-  const subset = pickSubset(rng.fork('subset'), labels.length, count);
+  const { labels, numClasses, domains: types, p, rng } = prepare(
+    kind,
+    gradualParams,
+    source,
+    corruptions,
+    params,
+    seed,
+    corruptionTypes,
+  );
+  const { count, subset } = pickSubset(kind, p.samplesPerDomain, labels.length, rng);
 
   const domains: Domain[] = [];
   const domainId = new Map<string, number>();
@@ -100,21 +108,11 @@ export function gradual(
       }
       const s = segments.length;
       segments.push({
-        indices: p.shufflePerDomain ? rng.fork(`segment/${s}`).shuffle(subset.slice()) : subset,
+        indices: p.shufflePerDomain ? reshuffled(rng, subset, 'segment', s) : subset,
         domain: d,
         task: 0,
       });
     }
   });
-  return assemble(
-    {
-      kind,
-      seed,
-      params: { ...p, samplesPerDomain: count },
-      numClasses,
-      domains,
-      tasks: [allClassesTask(numClasses, null)],
-    },
-    segments,
-  );
+  return assemble(singleTaskBase(kind, seed, { ...p, samplesPerDomain: count }, numClasses, domains), segments);
 }

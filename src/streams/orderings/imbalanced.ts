@@ -21,18 +21,18 @@ import { z } from 'zod';
 
 import { CttaError } from '../../errors.js';
 import {
-  allClassesTask,
   assemble,
-  checkSeed,
+  checkClassOrder,
+  concat,
+  domainSegments,
   indicesByClass,
-  parseParams,
   positiveInt,
-  resolveDomains,
-  resolveLabels,
+  prepare,
+  singleTaskBase,
+  subsetPermutation,
   type DomainInput,
   type LabelSource,
   type Ordering,
-  type Segment,
 } from './common.js';
 import { SeededRng } from './rng.js';
 
@@ -99,13 +99,9 @@ export function imbalanced(
   seed: number,
 ): Ordering {
   const kind = 'imbalanced';
-  checkSeed(kind, seed);
-  const { labels, numClasses } = resolveLabels(kind, source);
-  const domains = resolveDomains(kind, domainInputs);
-  const p = parseParams(kind, imbalancedParams, params);
-  const rng = new SeededRng(seed);
+  const { labels, numClasses, domains, p, rng } = prepare(kind, imbalancedParams, source, domainInputs, params, seed);
   // Same per-class image order as the other orderings' subset for this seed.
-  const byClass = indicesByClass(labels, numClasses, rng.fork('subset').permutation(labels.length));
+  const byClass = indicesByClass(labels, numClasses, subsetPermutation(rng, labels.length));
   const available = byClass.map((m) => m.length);
 
   if (p.ratio !== undefined && p.profile !== 'exponential') fail(`params.ratio applies to profile "exponential", not "${p.profile}"`);
@@ -126,13 +122,7 @@ export function imbalanced(
   } else {
     let ranking: number[];
     if (p.classOrder) {
-      const seen = new Set<number>();
-      p.classOrder.forEach((c, i) => {
-        if (c >= numClasses) fail(`params.classOrder[${i}] = ${c} is not a class (0..${numClasses - 1})`);
-        if (seen.has(c)) fail(`params.classOrder[${i}] repeats class ${c}`);
-        seen.add(c);
-      });
-      if (seen.size !== numClasses) fail(`params.classOrder lists ${seen.size} classes; it must rank all ${numClasses}`);
+      checkClassOrder(kind, p.classOrder, numClasses, true);
       ranking = [...p.classOrder];
     } else {
       ranking = Array.from(rng.fork('classes').permutation(numClasses));
@@ -171,32 +161,11 @@ export function imbalanced(
     return out;
   });
 
-  const total = counts.reduce((x, y) => x + y, 0);
   const arrange = (r: SeededRng): Int32Array => {
-    const out = new Int32Array(total);
-    let o = 0;
-    const classSequence = p.grouping === 'by_class' ? r.permutation(numClasses) : Int32Array.from(perClass.keys());
-    for (const c of classSequence) {
-      out.set(perClass[c]!, o);
-      o += perClass[c]!.length;
-    }
-    return p.grouping === 'iid' ? r.shuffle(out) : out;
+    if (p.grouping === 'iid') return r.shuffle(concat(perClass));
+    return concat(Array.from(r.permutation(numClasses), (c) => perClass[c]!));
   };
   const base = arrange(rng.fork('arrange'));
-  const segments: Segment[] = domains.map((_, d) => ({
-    indices: p.shufflePerDomain ? arrange(rng.fork(`domain/${d}`)) : base,
-    domain: d,
-    task: 0,
-  }));
-  return assemble(
-    {
-      kind,
-      seed,
-      params: { ...resolved, classCounts: counts },
-      numClasses,
-      domains,
-      tasks: [allClassesTask(numClasses, null)],
-    },
-    segments,
-  );
+  const segments = domainSegments(domains, (d) => (p.shufflePerDomain ? arrange(rng.fork('domain', d)) : base));
+  return assemble(singleTaskBase(kind, seed, { ...resolved, classCounts: counts }, numClasses, domains), segments);
 }

@@ -7,19 +7,15 @@
 import { z } from 'zod';
 
 import {
-  allClassesTask,
-  checkSeed,
-  parseParams,
   pickSubset,
   positiveInt,
-  resolveCount,
-  resolveDomains,
-  resolveLabels,
+  prepare,
+  singleTaskBase,
+  withPositions,
   type DomainInput,
   type LabelSource,
   type Ordering,
 } from './common.js';
-import { SeededRng } from './rng.js';
 
 export const mixedParams = z
   .object({
@@ -37,38 +33,19 @@ export function mixed(
   seed: number,
 ): Ordering {
   const kind = 'mixed';
-  checkSeed(kind, seed);
-  const { labels, numClasses } = resolveLabels(kind, source);
-  const domains = resolveDomains(kind, domainInputs);
-  const p = parseParams(kind, mixedParams, params);
-  const count = resolveCount(kind, 'samplesPerDomain', p.samplesPerDomain, labels.length);
-  const rng = new SeededRng(seed);
-  const subset = pickSubset(rng.fork('subset'), labels.length, count);
+  const { labels, numClasses, domains, p, rng } = prepare(kind, mixedParams, source, domainInputs, params, seed);
+  const { count, subset } = pickSubset(kind, p.samplesPerDomain, labels.length, rng);
 
   const length = domains.length * count;
   // Position code q = d * count + i stands for (domain d, i-th image of the subset).
   const codes = rng.fork('mix').permutation(length);
   const order = new Int32Array(length);
   const domain = new Int32Array(length);
-  const severity = new Int8Array(length);
   for (let pos = 0; pos < length; pos++) {
     const q = codes[pos]!;
     const d = Math.floor(q / count);
     order[pos] = subset[q - d * count]!;
     domain[pos] = d;
-    severity[pos] = domains[d]!.severity;
   }
-  return {
-    kind,
-    seed,
-    params: { ...p, samplesPerDomain: count },
-    numClasses,
-    length,
-    order,
-    domain,
-    severity,
-    task: new Int32Array(length),
-    domains,
-    tasks: [allClassesTask(numClasses, null)],
-  };
+  return withPositions(singleTaskBase(kind, seed, { ...p, samplesPerDomain: count }, numClasses, domains), order, domain);
 }

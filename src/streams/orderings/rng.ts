@@ -1,129 +1,15 @@
 /**
- * Seeded randomness for orderings. Every draw goes through pure-rand's xoroshiro128+, never
- * `Math.random`, so an ordering is a pure function of its inputs and seed.
+ * Seeded randomness for orderings: ctta's shared generator (`util/rng.ts`: hashed seeding,
+ * xoroshiro128+, labelled forks) plus the distributions only orderings draw from (Gamma,
+ * Dirichlet, Zipf). Never `Math.random`, so an ordering is a pure function of its inputs and seed.
  *
- * Streams are derived by label (`rng.fork('subset')`, `rng.fork('domain/3')`): the draws for one
+ * Streams are derived by label (`rng.fork('subset')`, `rng.fork('domain', 3)`): the draws for one
  * purpose do not depend on how many draws another purpose made, so e.g. the image subset of a
  * seed stays the same whichever ordering or Dirichlet concentration is chosen.
  */
-import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
-import { uniformInt } from 'pure-rand/distribution/uniformInt';
-import { xoroshiro128plusFromState } from 'pure-rand/generator/xoroshiro128plus';
+import { Rng } from '../../util/rng.js';
 
-type Generator = ReturnType<typeof xoroshiro128plusFromState>;
-
-/** Murmur3's 32-bit finaliser: a cheap bijective scrambler of 32-bit words. */
-function mix32(x: number): number {
-  let h = x >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-/** FNV-1a over the UTF-16 code units of `text`. */
-function hashLabel(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/**
- * Four well-mixed state words from (seed, label). pure-rand's own `xoroshiro128plus(seed)` keeps
- * only 32 bits of the seed and starts neighbouring seeds from nearly equal states; hashing both
- * halves of the (up to 53-bit) seed with the label avoids both.
- */
-function stateFor(seed: number, label: string): number[] {
-  const lo = seed >>> 0;
-  const hi = Math.floor(seed / 0x100000000) >>> 0;
-  const lh = hashLabel(label);
-  const words: number[] = [];
-  let acc = mix32(lo ^ mix32(hi ^ 0x9e3779b9));
-  for (let i = 0; i < 4; i++) {
-    acc = mix32(acc + 0x9e3779b9 + mix32(lh + i));
-    words.push(acc | 0);
-  }
-  if (!words.some((w) => w !== 0)) words[0] = 1; // the all-zero state is a fixed point
-  return words;
-}
-
-export class SeededRng {
-  private readonly gen: Generator;
-  private spareNormal: number | undefined;
-
-  /** `seed` must be a non-negative safe integer; `label` names the stream. */
-  constructor(
-    readonly seed: number,
-    readonly label = '',
-  ) {
-    if (!Number.isSafeInteger(seed) || seed < 0) {
-      throw new RangeError(`seed must be a non-negative safe integer, got ${String(seed)}`);
-    }
-    this.gen = xoroshiro128plusFromState(stateFor(seed, label));
-  }
-
-  /** An independent stream for a sub-purpose, determined by (seed, this label, sub-label). */
-  fork(subLabel: string): SeededRng {
-    return new SeededRng(this.seed, this.label === '' ? subLabel : `${this.label}/${subLabel}`);
-  }
-
-  /** Uniform in [0, 1), 53 random bits. */
-  float(): number {
-    return uniformFloat64(this.gen);
-  }
-
-  /** Uniform in (0, 1]: safe to take the log of. */
-  floatOpen0(): number {
-    return 1 - uniformFloat64(this.gen);
-  }
-
-  /** Uniform integer in [from, to], both included. */
-  int(from: number, to: number): number {
-    return uniformInt(this.gen, from, to);
-  }
-
-  /** Fisher-Yates, in place; returns `arr`. */
-  shuffle<T extends { length: number; [i: number]: number }>(arr: T): T {
-    for (let i = arr.length - 1; i > 0; i--) {
-      const j = this.int(0, i);
-      const t = arr[i]!;
-      arr[i] = arr[j]!;
-      arr[j] = t;
-    }
-    return arr;
-  }
-
-  /** A uniformly random permutation of 0..n-1. */
-  permutation(n: number): Int32Array {
-    const p = new Int32Array(n);
-    for (let i = 0; i < n; i++) p[i] = i;
-    return this.shuffle(p);
-  }
-
-  /** Standard normal (Marsaglia's polar method). */
-  normal(): number {
-    if (this.spareNormal !== undefined) {
-      const s = this.spareNormal;
-      this.spareNormal = undefined;
-      return s;
-    }
-    for (;;) {
-      const u = 2 * this.float() - 1;
-      const v = 2 * this.float() - 1;
-      const s = u * u + v * v;
-      if (s > 0 && s < 1) {
-        const f = Math.sqrt((-2 * Math.log(s)) / s);
-        this.spareNormal = v * f;
-        return u * f;
-      }
-    }
-  }
-
+export class SeededRng extends Rng {
   /**
    * log of a Gamma(shape, 1) draw. Marsaglia & Tsang (2000) for shape >= 1; for shape < 1 the
    * boost Gamma(a) = Gamma(a + 1) * U^(1/a), kept in log space because with a tiny shape

@@ -1,0 +1,42 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { PLOT_KINDS, plotRuns, renderPng, renderSvg } from '../../report/plot.js';
+import { readResults } from '../../report/results.js';
+import { choiceOption } from '../parse.js';
+import { listOption, requireRuns, writeOutput } from './table.js';
+
+const OUTPUTS = ['.svg', '.png', '.json'];
+
+export function plotCommand(): Command {
+  return new Command('plot')
+    .description('plot result files: online error over the stream, error per domain, or the OCL accuracy matrix')
+    .argument('<dir>', 'results directory (the --out of ctta run)')
+    .requiredOption('--out <file>', 'FILE.svg or FILE.png (FILE.json: the Vega-Lite spec, to restyle it)', outOption)
+    .option('--kind <kind>', 'online | domains | matrix', choiceOption('--kind', PLOT_KINDS), 'online')
+    .option('--scenario <name>', 'the scenario to plot (needed when the results hold several)')
+    .option('--methods <list>', 'only these methods, in this order, comma-separated (default: all, source first)', listOption('--methods'))
+    .addHelpText('after', `
+Examples:
+  ctta plot results/ --out online.svg                    # running error, one line per method
+  ctta plot results/ --kind domains --scenario fmnist-c-continual --out domains.png
+  ctta plot results/ --kind matrix --scenario fmnist-class-incremental --out matrix.svg`)
+    .action(async (dir: string, o) => {
+      const runs = await readResults(dir);
+      requireRuns(runs, dir);
+      const spec = plotRuns(runs, { kind: o.kind, scenario: o.scenario, methods: o.methods });
+      const out: string = o.out;
+      if (out.toLowerCase().endsWith('.json')) {
+        await writeOutput(out, JSON.stringify(spec, null, 2) + '\n');
+      } else {
+        const svg = await renderSvg(spec);
+        await writeOutput(out, out.toLowerCase().endsWith('.png') ? await renderPng(svg) : svg);
+      }
+      console.log(`wrote ${out}: ${o.kind} plot`);
+    });
+}
+
+function outOption(value: string): string {
+  if (!OUTPUTS.some((ext) => value.toLowerCase().endsWith(ext))) {
+    throw new InvalidArgumentError(`--out must end in .svg or .png (or .json for the spec), got "${value}"`);
+  }
+  return value;
+}

@@ -1,0 +1,68 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { CttaError } from '../../errors.js';
+import { readResults, type RunResult } from '../../report/results.js';
+import { formatCsv, formatMarkdown, summarize, type Spread } from '../../report/table.js';
+import { choiceOption } from '../parse.js';
+
+const FORMATS = ['md', 'csv'] as const;
+const SPREADS: readonly Spread[] = ['auto', 'std', 'ci95', 'none'];
+
+export function tableCommand(): Command {
+  return new Command('table')
+    .description("the papers' table from result files: error (%) per domain and their mean over seeds, throughput, memory")
+    .argument('<dir>', 'results directory (the --out of ctta run)')
+    .option('--scenario <name>', 'only this scenario (default: every scenario, one table each)')
+    .option('--methods <list>', 'only these methods, in this order, comma-separated (default: all, source first)', listOption('--methods'))
+    .option('--format <fmt>', "md | csv (default: csv if --out ends in .csv, else md)", choiceOption('--format', FORMATS))
+    .option('--spread <what>', '"±" shows: auto (std for 2 seeds, 95% t-interval for 3+) | std | ci95 | none', choiceOption('--spread', SPREADS), 'auto')
+    .option('--out <file>', 'write the table to this file instead of printing it')
+    .addHelpText('after', `
+Examples:
+  ctta table results/                                  # markdown, every scenario
+  ctta table results/ --scenario fmnist-c-continual --methods source,bn,tent
+  ctta table results/ --format csv --out table.csv`)
+    .action(async (dir: string, o) => {
+      const runs = await readResults(dir);
+      requireRuns(runs, dir);
+      const rows = summarize(runs, { scenario: o.scenario, methods: o.methods });
+      const format = o.format ?? (o.out?.toLowerCase().endsWith('.csv') ? 'csv' : 'md');
+      const text = format === 'csv' ? formatCsv(rows) : formatMarkdown(rows, { spread: o.spread });
+      if (!o.out) {
+        process.stdout.write(text);
+        return;
+      }
+      await writeOutput(o.out, text);
+      console.log(`wrote ${o.out}: ${rows.length} rows from ${runs.length} runs`);
+    });
+}
+
+/** "a,b , c" -> ["a", "b", "c"]. */
+export function listOption(name: string) {
+  return (value: string): string[] => {
+    const items = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    if (items.length === 0) throw new InvalidArgumentError(`${name} must be a comma-separated list, got "${value}"`);
+    return items;
+  };
+}
+
+export function requireRuns(runs: RunResult[], dir: string): void {
+  if (runs.length === 0) {
+    throw new CttaError(`no finished runs in ${dir}`, {
+      fix: 'pass the --out directory of `ctta run` (it holds <scenario>/<method>/seed-<k>.jsonl)',
+    });
+  }
+}
+
+export async function writeOutput(file: string, data: string | Buffer): Promise<void> {
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, data);
+  } catch (err) {
+    throw new CttaError(`cannot write ${file}: ${(err as NodeJS.ErrnoException)?.code ?? String(err)}`, {
+      fix: 'check the path and that you may write there',
+      cause: err,
+    });
+  }
+}

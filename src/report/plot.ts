@@ -1,0 +1,278 @@
+/**
+ * Plots of result files as Vega-Lite specs, rendered to SVG in Node (vega's 'none' renderer: no
+ * canvas, no fonts needed; text widths are estimated) and to PNG with sharp.
+ *
+ * - online:  running error over the stream per method (mean over seeds), with a dashed rule and
+ *            the domain's name where the stream enters a new domain;
+ * - domains: grouped bars of the error per domain (final accuracy per task for OCL runs);
+ * - matrix:  the OCL accuracy matrix as a heatmap, one panel per method.
+ */
+import sharp from 'sharp';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import { CttaError } from '../errors.js';
+import type { BatchRecord } from '../eval/records.js';
+import { compareStrings, type RunResult } from './results.js';
+import { describe, fixed, orderMethods, summarize, type Spread } from './table.js';
+
+export type PlotKind = 'online' | 'domains' | 'matrix';
+export const PLOT_KINDS: readonly PlotKind[] = ['online', 'domains', 'matrix'];
+
+export interface PlotOptions {
+  kind: PlotKind;
+  /** Required when the runs hold more than one scenario. */
+  scenario?: string;
+  /** Only these methods, in this order (default: all, `source` first, then alphabetical). */
+  methods?: string[];
+  /** Error bars of 'domains' (as in the tables: std for 2 seeds, 95% CI for more). */
+  spread?: Spread;
+  /** Points per curve at most in 'online' (the running error is smooth; SVGs stay small). */
+  maxPoints?: number;
+}
+
+// The specs are built as plain objects (checked by vega-lite's compile, and by the tests) and cast
+// once: spelling vega-lite's channel unions out in TypeScript would triple this file.
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
+// A generic family: the SVG names no font that might be missing, and no font file is needed to
+// lay it out (vega estimates text widths without a canvas).
+const CONFIG = { font: 'sans-serif', view: { stroke: '#ddd' } };
+/** Beyond this many domain changes (mixed, gradual streams) the rules would be a grey smear. */
+const MAX_BOUNDARIES = 60;
+
+export function plotRuns(runs: RunResult[], options: PlotOptions): TopLevelSpec {
+  const scenario = pickScenario(runs, options.scenario);
+  const ofScenario = runs.filter((r) => r.header.scenario === scenario);
+  const methods = orderMethods(ofScenario.map((r) => r.header.method), options.methods, scenario);
+  const byMethod = methods.map((m) => ofScenario.filter((r) => r.header.method === m).sort((a, b) => a.header.seed - b.header.seed));
+  switch (options.kind) {
+    case 'online':
+      return onlineSpec(scenario, methods, byMethod, options.maxPoints ?? 500);
+    case 'domains':
+      return domainsSpec(scenario, methods, ofScenario, options.spread ?? 'auto');
+    case 'matrix':
+      return matrixSpec(scenario, methods, byMethod);
+    default:
+      throw new CttaError(`unknown plot kind "${String(options.kind)}"`, { fix: `use one of ${PLOT_KINDS.join(', ')}` });
+  }
+}
+
+function pickScenario(runs: RunResult[], wanted: string | undefined): string {
+  const scenarios = [...new Set(runs.map((r) => r.header.scenario))].sort(compareStrings);
+  if (scenarios.length === 0) throw new CttaError('no finished runs to plot', { fix: 'run `ctta run` first, or pass its --out directory' });
+  if (wanted !== undefined) {
+    if (!scenarios.includes(wanted)) throw new CttaError(`no finished runs of scenario "${wanted}"`, { fix: `pass one of: ${scenarios.join(', ')}` });
+    return wanted;
+  }
+  if (scenarios.length > 1) {
+    throw new CttaError(`the results hold ${scenarios.length} scenarios and a plot shows one`, { fix: `pass --scenario with one of: ${scenarios.join(', ')}` });
+  }
+  return scenarios[0]!;
+}
+
+function sortedBatches(run: RunResult): BatchRecord[] {
+  return [...run.batches].sort((a, b) => a.i - b.i);
+}
+
+/** Running error (%) after each batch of one run. */
+function runningError(batches: BatchRecord[]): number[] {
+  let wrong = 0;
+  let seen = 0;
+  return batches.map((b) => {
+    for (const [, images, correct] of b.perDomain) {
+      wrong += images - correct;
+      seen += images;
+    }
+    return seen === 0 ? 0 : (100 * wrong) / seen;
+  });
+}
+
+/** The batch's domain: the one with most images in it (ties: the lower index). */
+function mainDomain(b: BatchRecord): number | undefined {
+  let best: [number, number, number] | undefined;
+  for (const d of b.perDomain) if (!best || d[1] > best[1] || (d[1] === best[1] && d[0] < best[0])) best = d;
+  return best?.[0];
+}
+
+function onlineSpec(scenario: string, methods: string[], byMethod: RunResult[][], maxPoints: number): TopLevelSpec {
+  const points: { method: string; position: number; error: number }[] = [];
+  methods.forEach((method, m) => {
+    const runs = byMethod[m]!;
+    const batches = runs.map(sortedBatches);
+    const curves = batches.map(runningError);
+    // Seeds of one scenario share batch positions; average over the batches all of them have.
+    const length = Math.min(...curves.map((c) => c.length));
+    const step = Math.max(1, Math.ceil(length / Math.max(2, maxPoints)));
+    for (let k = 0; k < length; k++) {
+      if (k !== length - 1 && k % step !== 0) continue;
+      points.push({ method, position: batches[0]![k]!.end, error: describe(curves.map((c) => c[k]!)).mean });
+    }
+  });
+  // Domain boundaries from the first run drawn (the lowest seed of the first method).
+  const first = byMethod[0]![0]!;
+  const domains = first.header.domains;
+  const starts: { position: number; domain: string }[] = [];
+  let previous: number | undefined;
+  for (const b of sortedBatches(first)) {
+    const d = mainDomain(b);
+    if (d === undefined || d === previous) continue;
+    starts.push({ position: b.start, domain: domains[d] ?? `domain ${d}` });
+    previous = d;
+  }
+  const layers: Record<string, unknown>[] = [
+    {
+      name: 'online',
+      data: { values: points },
+      mark: { type: 'line', strokeWidth: 1.5, clip: true },
+      encoding: {
+        x: { field: 'position', type: 'quantitative', title: 'images seen', scale: { nice: false } },
+        y: { field: 'error', type: 'quantitative', title: 'online error (%)' },
+        color: { field: 'method', type: 'nominal', sort: methods, title: 'method' },
+      },
+    },
+  ];
+  if (starts.length > 0 && starts.length <= MAX_BOUNDARIES) {
+    layers.unshift(
+      {
+        name: 'boundaries',
+        data: { values: starts.filter((s) => s.position > 0) },
+        mark: { type: 'rule', color: '#999', strokeDash: [3, 3], strokeWidth: 1 },
+        encoding: { x: { field: 'position', type: 'quantitative' } },
+      },
+      {
+        name: 'domainNames',
+        data: { values: starts },
+        mark: { type: 'text', angle: 90, align: 'left', baseline: 'bottom', dx: 3, dy: -2, fontSize: 9, color: '#555' },
+        encoding: { x: { field: 'position', type: 'quantitative' }, y: { value: 0 }, text: { field: 'domain', type: 'nominal' } },
+      },
+    );
+  }
+  return {
+    $schema: SCHEMA,
+    title: `${scenario}: online error over the stream`,
+    width: 640,
+    height: 320,
+    background: 'white',
+    config: CONFIG,
+    layer: layers,
+  } as unknown as TopLevelSpec;
+}
+
+function domainsSpec(scenario: string, methods: string[], runs: RunResult[], spread: Spread): TopLevelSpec {
+  const rows = summarize(runs, { scenario, methods });
+  const kind = rows[0]!.kind;
+  // The domain (task) columns and the mean: everything before the resource columns.
+  const stop = rows[0]!.cells.findIndex((c) => c.column === (kind === 'ctta' ? 'img/s' : 'forgetting'));
+  const columns = rows[0]!.cells.slice(0, stop).map((c) => c.column);
+  const values: { method: string; column: string; value: number; low: number | null; high: number | null }[] = [];
+  for (const row of rows) {
+    for (const cell of row.cells) {
+      if (!columns.includes(cell.column) || !cell.stat) continue;
+      const s = cell.stat;
+      const half = spread === 'none' || s.n < 2 ? null : spread === 'std' || (spread === 'auto' && s.n === 2) ? s.std : s.ci95;
+      values.push({ method: row.method, column: cell.column, value: s.mean, low: half === null ? null : s.mean - half, high: half === null ? null : s.mean + half });
+    }
+  }
+  const what = kind === 'ctta' ? 'error (%)' : 'final accuracy (%)';
+  const x = { field: 'column', type: 'nominal', sort: columns, title: kind === 'ctta' ? 'domain' : 'task', axis: { labelAngle: -40 } };
+  const xOffset = { field: 'method', type: 'nominal', sort: methods };
+  const layer: Record<string, unknown>[] = [
+    {
+      name: 'bars',
+      mark: { type: 'bar' },
+      encoding: { x, xOffset, y: { field: 'value', type: 'quantitative', title: what }, color: { field: 'method', type: 'nominal', sort: methods, title: 'method' } },
+    },
+  ];
+  if (values.some((v) => v.low !== null)) {
+    layer.push({
+      name: 'spread',
+      transform: [{ filter: 'datum.low !== null' }],
+      mark: { type: 'rule', color: 'black', strokeWidth: 1 },
+      encoding: { x, xOffset, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' } },
+    });
+  }
+  return {
+    $schema: SCHEMA,
+    title: `${scenario}: ${what} per ${kind === 'ctta' ? 'domain' : 'task'}, mean over seeds`,
+    // With xOffset the step is one bar: 6-24 px, so 16 domains x 6 methods stay about 1000 px wide.
+    width: { step: Math.max(6, Math.min(24, Math.floor(800 / (columns.length * methods.length)))) },
+    height: 300,
+    background: 'white',
+    config: CONFIG,
+    data: { values },
+    layer,
+  } as unknown as TopLevelSpec;
+}
+
+function matrixSpec(scenario: string, methods: string[], byMethod: RunResult[][]): TopLevelSpec {
+  const values: { method: string; after: string; on: string; accuracy: number; label: string }[] = [];
+  let tasks: string[] = [];
+  methods.forEach((method, m) => {
+    const runs = byMethod[m]!.filter((r) => r.summary.accuracyMatrix !== undefined);
+    if (runs.length === 0) return;
+    const matrices = runs.map((r) => r.summary.accuracyMatrix!);
+    const size = Math.min(...matrices.map((a) => a.length));
+    const names = Array.from({ length: size }, (_, j) => runs[0]!.header.tasks[j] ?? `task ${j}`);
+    if (names.length > tasks.length) tasks = names;
+    for (let i = 0; i < size; i++) {
+      for (let j = 0; j < size; j++) {
+        const cells = matrices.map((a) => a[i]?.[j]).filter((v): v is number => typeof v === 'number');
+        if (cells.length === 0) continue;
+        const accuracy = describe(cells.map((v) => v * 100)).mean;
+        values.push({ method, after: names[i]!, on: names[j]!, accuracy, label: fixed(accuracy, 1) });
+      }
+    }
+  });
+  if (values.length === 0) {
+    throw new CttaError(`scenario ${scenario} has no accuracy matrix (its runs are not online continual learning runs)`, {
+      fix: 'use --kind online or --kind domains',
+    });
+  }
+  const cell = Math.max(28, Math.min(48, Math.floor(360 / tasks.length)));
+  return {
+    $schema: SCHEMA,
+    title: `${scenario}: accuracy (%) per task, mean over seeds`,
+    background: 'white',
+    config: CONFIG,
+    data: { values },
+    facet: { column: { field: 'method', type: 'nominal', sort: methods.filter((m) => values.some((v) => v.method === m)), title: null } },
+    spec: {
+      width: cell * tasks.length,
+      height: cell * tasks.length,
+      encoding: {
+        x: { field: 'on', type: 'ordinal', sort: tasks, title: 'evaluated on', axis: { labelAngle: 0 } },
+        y: { field: 'after', type: 'ordinal', sort: tasks, title: 'after training on' },
+      },
+      layer: [
+        {
+          name: 'cells',
+          mark: { type: 'rect' },
+          encoding: { color: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 100], scheme: 'blues' }, title: 'accuracy (%)' } },
+        },
+        {
+          name: 'labels',
+          mark: { type: 'text', fontSize: 10 },
+          encoding: {
+            text: { field: 'label', type: 'nominal' },
+            color: { condition: { test: 'datum.accuracy > 60', value: 'white' }, value: 'black' },
+          },
+        },
+      ],
+    },
+  } as unknown as TopLevelSpec;
+}
+
+/** Renders a Vega-Lite spec to an SVG string, headless (no canvas, no fonts). */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const runtime = vega.parse(compile(spec).spec);
+  const view = new vega.View(runtime, { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Rasterizes an SVG to PNG; `scale` 2 gives crisp lines on high-density screens. */
+export async function renderPng(svg: string, options: { scale?: number } = {}): Promise<Buffer> {
+  return sharp(Buffer.from(svg), { density: 72 * (options.scale ?? 2) }).png().toBuffer();
+}

@@ -1,0 +1,255 @@
+/**
+ * The papers' table from result files: one row per (scenario, method), one column per domain
+ * (error %, mean over seeds) plus their mean, then throughput and memory. Online continual
+ * learning runs (those with an accuracy matrix) get one column per task (final accuracy %) plus
+ * final average accuracy, forgetting and BWT instead.
+ *
+ * Everything here is a pure function of the runs, with fixed decimals and code-unit ordering, so
+ * the same files give byte-identical tables on any machine, sharded or not.
+ */
+import { stringify } from 'csv-stringify/sync';
+import { CttaError } from '../errors.js';
+import { compareStrings, type RunResult } from './results.js';
+
+/** A column's value over seeds. */
+export interface Stat {
+  /** Seeds that have the value. */
+  n: number;
+  mean: number;
+  /** Sample standard deviation (n - 1 denominator); null for one seed. */
+  std: number | null;
+  /** Half-width of the 95% Student-t confidence interval of the mean; null for one seed. */
+  ci95: number | null;
+}
+
+export interface TableCell {
+  column: string;
+  /** null when some run lacks the value (printed as "-"). */
+  stat: Stat | null;
+  /** Fixed decimals: 1 for %, 2 for MiB, 0 for images/s. */
+  decimals: number;
+}
+
+export interface TableRow {
+  scenario: string;
+  method: string;
+  /** 'ctta': cells are error % per domain; 'ocl': final accuracy % per task. */
+  kind: 'ctta' | 'ocl';
+  seeds: number[];
+  cells: TableCell[];
+}
+
+export interface SummarizeOptions {
+  /** Only this scenario (default: all, each its own table). */
+  scenario?: string;
+  /** Only these methods, in this order (default: all, `source` first, then alphabetical). */
+  methods?: string[];
+}
+
+/** What "±" shows: 'auto' = std for 2 seeds, 95% CI half-width for 3 or more. */
+export type Spread = 'auto' | 'std' | 'ci95' | 'none';
+
+const MIB = 1024 * 1024;
+
+/** Two-sided 95% Student-t quantiles t(0.975, df) for df = 1..30; beyond that the normal 1.96. */
+const T975 = [
+  12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.306, 2.2622, 2.2281,
+  2.201, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.093, 2.086,
+  2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
+];
+
+export function tQuantile975(df: number): number {
+  if (!Number.isInteger(df) || df < 1) throw new RangeError(`degrees of freedom must be an integer >= 1, got ${df}`);
+  return df <= T975.length ? T975[df - 1]! : 1.96;
+}
+
+/** Mean, sample std and 95% t-interval half-width of values (summed in the given order). */
+export function describe(values: number[]): Stat {
+  const n = values.length;
+  if (n === 0) throw new RangeError('describe() needs at least one value');
+  const mean = values.reduce((s, v) => s + v, 0) / n;
+  if (n === 1) return { n, mean, std: null, ci95: null };
+  const std = Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1));
+  return { n, mean, std, ci95: (tQuantile975(n - 1) * std) / Math.sqrt(n) };
+}
+
+/** Rows of the papers' table; see the file comment. */
+export function summarize(runs: RunResult[], options: SummarizeOptions = {}): TableRow[] {
+  const scenarios = [...new Set(runs.map((r) => r.header.scenario))].sort(compareStrings);
+  if (options.scenario !== undefined && !scenarios.includes(options.scenario)) {
+    throw new CttaError(`no finished runs of scenario "${options.scenario}"`, { fix: `pass one of: ${scenarios.join(', ') || '(none: run `ctta run` first)'}` });
+  }
+  const rows: TableRow[] = [];
+  for (const scenario of scenarios) {
+    if (options.scenario !== undefined && scenario !== options.scenario) continue;
+    const ofScenario = runs.filter((r) => r.header.scenario === scenario);
+    checkSameScenario(ofScenario);
+    for (const method of orderMethods(ofScenario.map((r) => r.header.method), options.methods, scenario)) {
+      const group = ofScenario.filter((r) => r.header.method === method).sort((a, b) => a.header.seed - b.header.seed);
+      rows.push(summarizeGroup(scenario, method, group));
+    }
+  }
+  return rows;
+}
+
+/** `source` first, then alphabetical; or exactly the requested methods in the requested order. */
+export function orderMethods(present: string[], requested: string[] | undefined, scenario: string): string[] {
+  const unique = [...new Set(present)].sort((a, b) => (a === 'source' ? -1 : b === 'source' ? 1 : compareStrings(a, b)));
+  if (!requested) return unique;
+  const missing = requested.filter((m) => !unique.includes(m));
+  if (missing.length) {
+    throw new CttaError(`no finished runs of method ${missing.map((m) => `"${m}"`).join(', ')} in scenario ${scenario}`, {
+      fix: `choose from: ${unique.join(', ')}`,
+    });
+  }
+  return [...new Set(requested)];
+}
+
+// Averaging methods over different streams would compare nothing: a table's runs must come from
+// the same scenario file (same hash), whatever machine or shard ran them.
+function checkSameScenario(runs: RunResult[]): void {
+  const first = runs[0]!;
+  const other = runs.find((r) => r.header.scenarioHash !== first.header.scenarioHash);
+  if (other) {
+    throw new CttaError(`${first.file} and ${other.file} ran different versions of scenario ${first.header.scenario} (scenarioHash differs)`, {
+      fix: 'the scenario file changed between runs: delete the stale runs and re-run them, or keep the two versions in separate directories',
+    });
+  }
+}
+
+function summarizeGroup(scenario: string, method: string, runs: RunResult[]): TableRow {
+  const ocl = runs.map((r) => r.summary.accuracyMatrix !== undefined);
+  if (ocl.some((v) => v !== ocl[0])) {
+    const a = runs[ocl.indexOf(true)]!.file;
+    const b = runs[ocl.indexOf(false)]!.file;
+    throw new CttaError(`${a} has an accuracy matrix and ${b} has none, for the same scenario and method`, {
+      fix: 'delete the runs written by the older ctta and re-run them',
+    });
+  }
+  const kind = ocl[0] ? 'ocl' : 'ctta';
+  const header = runs[0]!.header;
+  const cell = (column: string, decimals: number, value: (r: RunResult) => number | undefined): TableCell => {
+    const values = runs.map(value);
+    const ok = values.every((v): v is number => typeof v === 'number' && Number.isFinite(v));
+    return { column, decimals, stat: ok ? describe(values) : null };
+  };
+  const pct = (v: number | undefined) => (v === undefined ? undefined : v * 100);
+  const cells: TableCell[] = [];
+  if (kind === 'ctta') {
+    for (const d of header.domains) cells.push(cell(d, 1, (r) => pct(r.summary.errorPerDomain[d])));
+    cells.push(cell('mean', 1, (r) => pct(r.summary.meanError)));
+  } else {
+    const tasks = Math.max(header.tasks.length, ...runs.map((r) => r.summary.accuracyMatrix!.length));
+    for (let j = 0; j < tasks; j++) {
+      cells.push(cell(header.tasks[j] ?? `task ${j}`, 1, (r) => {
+        const a = r.summary.accuracyMatrix!;
+        return pct(a[a.length - 1]?.[j]);
+      }));
+    }
+    cells.push(cell('avg acc', 1, (r) => pct(r.summary.finalAverageAccuracy)));
+    cells.push(cell('forgetting', 1, (r) => pct(r.summary.forgetting)));
+    cells.push(cell('BWT', 1, (r) => pct(r.summary.bwt)));
+  }
+  cells.push(cell('img/s', 0, (r) => r.summary.imagesPerSecond));
+  cells.push(cell('peak MiB', 2, (r) => r.summary.peakTensorBytes / MIB));
+  cells.push(cell('state MiB', 2, (r) => r.summary.methodStateBytes / MIB));
+  return { scenario, method, kind, seeds: runs.map((r) => r.header.seed), cells };
+}
+
+/** Fixed decimals, and never "-0.0" (a tiny negative BWT would print differently from +0). */
+export function fixed(value: number, decimals: number): string {
+  const s = value.toFixed(decimals);
+  return /^-0\.?0*$/.test(s) ? s.slice(1) : s;
+}
+
+function spreadOf(stat: Stat, spread: Spread): number | null {
+  if (spread === 'none' || stat.n < 2) return null;
+  if (spread === 'std') return stat.std;
+  if (spread === 'ci95') return stat.ci95;
+  return stat.n === 2 ? stat.std : stat.ci95;
+}
+
+/** "12.3", "12.3 ± 0.4" or "-" for a cell. */
+export function formatCell(cell: TableCell, spread: Spread = 'auto'): string {
+  if (!cell.stat) return '-';
+  const s = spreadOf(cell.stat, spread);
+  const mean = fixed(cell.stat.mean, cell.decimals);
+  return s === null ? mean : `${mean} ± ${fixed(s, cell.decimals)}`;
+}
+
+/** Consecutive rows that share a scenario, a kind and columns print as one table. */
+function tables(rows: TableRow[]): TableRow[][] {
+  const out: TableRow[][] = [];
+  const key = (r: TableRow) => JSON.stringify([r.scenario, r.kind, r.cells.map((c) => c.column)]);
+  for (const row of rows) {
+    const last = out[out.length - 1];
+    if (last && key(last[0]!) === key(row)) last.push(row);
+    else out.push([row]);
+  }
+  return out;
+}
+
+function spreadNote(rows: TableRow[], spread: Spread): string | null {
+  const ns = rows.map((r) => r.seeds.length);
+  if (spread === 'none' || !ns.some((n) => n >= 2)) return null;
+  if (spread === 'std') return '± is the standard deviation over seeds.';
+  if (spread === 'ci95') return '± is the half-width of the 95% Student-t confidence interval over seeds.';
+  const two = ns.includes(2);
+  const more = ns.some((n) => n >= 3);
+  if (two && more) return '± is the standard deviation for 2 seeds and the half-width of the 95% Student-t confidence interval for 3 or more.';
+  return two ? '± is the standard deviation over seeds.' : '± is the half-width of the 95% Student-t confidence interval over seeds.';
+}
+
+function escapeMd(s: string): string {
+  return s.replace(/\|/g, '\\|');
+}
+
+/** Markdown: one table per scenario (and kind), padded for reading in a terminal. */
+export function formatMarkdown(rows: TableRow[], options: { spread?: Spread } = {}): string {
+  const spread = options.spread ?? 'auto';
+  const parts: string[] = [];
+  for (const group of tables(rows)) {
+    const first = group[0]!;
+    const what = first.kind === 'ctta' ? 'error (%) per domain' : 'final accuracy (%) per task';
+    const head = ['method', 'seeds', ...first.cells.map((c) => escapeMd(c.column))];
+    const body = group.map((r) => [escapeMd(r.method), String(r.seeds.length), ...r.cells.map((c) => formatCell(c, spread))]);
+    const widths = head.map((h, k) => Math.max(3, h.length, ...body.map((b) => b[k]!.length)));
+    const line = (cells: string[]) => `| ${cells.map((c, k) => (k === 0 ? c.padEnd(widths[k]!) : c.padStart(widths[k]!))).join(' | ')} |`;
+    const rule = `| ${widths.map((w, k) => (k === 0 ? ':' + '-'.repeat(w - 1) : '-'.repeat(w - 1) + ':')).join(' | ')} |`;
+    const lines = [`### ${escapeMd(first.scenario)}: ${what}, mean over seeds`, '', line(head), rule, ...body.map(line)];
+    const note = spreadNote(group, spread);
+    if (note) lines.push('', note);
+    parts.push(lines.join('\n') + '\n');
+  }
+  return parts.join('\n');
+}
+
+/**
+ * CSV (one header line, one line per row): scenario, kind, method, seeds, then per column its
+ * mean, and `<column> std` / `<column> ci95` when some row has 2 / 3 or more seeds. Rows of
+ * different scenarios share the union of the columns (empty where a column does not apply).
+ */
+export function formatCsv(rows: TableRow[]): string {
+  const columns: string[] = [];
+  for (const r of rows) for (const c of r.cells) if (!columns.includes(c.column)) columns.push(c.column);
+  const maxN = Math.max(0, ...rows.map((r) => r.seeds.length));
+  const head = ['scenario', 'kind', 'method', 'seeds'];
+  for (const c of columns) {
+    head.push(c);
+    if (maxN >= 2) head.push(`${c} std`);
+    if (maxN >= 3) head.push(`${c} ci95`);
+  }
+  const body = rows.map((r) => {
+    const line = [r.scenario, r.kind, r.method, String(r.seeds.length)];
+    for (const column of columns) {
+      const cell = r.cells.find((c) => c.column === column);
+      const s = cell?.stat;
+      const num = (v: number | null | undefined) => (v === null || v === undefined || !cell ? '' : fixed(v, cell.decimals));
+      line.push(num(s?.mean));
+      if (maxN >= 2) line.push(num(s?.std));
+      if (maxN >= 3) line.push(num(s?.ci95));
+    }
+    return line;
+  });
+  return stringify([head, ...body]);
+}
