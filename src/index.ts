@@ -53,3 +53,21 @@ export type { OpenStreamOptions, StreamBatch } from './streams/stream.js';
 export { engineSource, openSource } from './streams/sources.js';
 export type { DomainImageSource, SourceOptions } from './streams/sources.js';
 export { renderPreview } from './streams/preview.js';
+
+// Methods, runner, results
+export { createMethod, getMethodDefinition, listMethods, loadPlugin, registerMethod } from './methods/index.js';
+export type { AdaptationMethod, MethodContext, MethodDefinition } from './methods/index.js';
+export { WeightSnapshot } from './models/snapshot.js';
+export { runScenario } from './eval/runner.js';
+export type { RunOptions, RunProgress } from './eval/runner.js';
+export { planSweep, runSweep, shardJobs, parseShard } from './eval/sweep.js';
+export type { SweepEvent, SweepJob, SweepOptions } from './eval/sweep.js';
+export { CalibrationBins, matrixMetrics } from './eval/metrics.js';
+export type { BatchRecord, ResultRecord, RunHeader, RunSummary } from './eval/records.js';
+
+// Reports
+export { readResults } from './report/results.js';
+export { summarize, formatMarkdown, formatCsv } from './report/table.js';
+export type { TableRow } from './report/table.js';
+export { plotRuns, renderSvg, renderPng } from './report/plot.js';
+export { mergeResults } from './report/merge.js';

@@ -93,12 +93,15 @@ export async function runSweep(jobs: SweepJob[], o: SweepOptions): Promise<numbe
 async function runInWorkers(jobs: SweepJob[], o: SweepOptions): Promise<void> {
   const queue = [...jobs];
   const workerCount = Math.min(o.workers, jobs.length);
-  // Under tsx (tests, development) the worker is TypeScript and needs the loader too.
-  const url = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
-  const execArgv = import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const fromSource = import.meta.url.endsWith('.ts');
+  const url = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
+  // Run from TypeScript sources (tests, development), the worker registers tsx's loader itself:
+  // loader flags given to the main thread do not reach worker threads on Node 20.
+  const bootstrap = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
   const runOne = (id: number): Promise<void> =>
     new Promise((resolveAll, rejectAll) => {
-      const worker = new Worker(url, { execArgv, workerData: { backend: o.backend, plugins: o.plugins, out: o.out, dataDir: o.dataDir } });
+      const workerData = { backend: o.backend, plugins: o.plugins, out: o.out, dataDir: o.dataDir };
+      const worker = fromSource ? new Worker(bootstrap, { eval: true, workerData }) : new Worker(url, { workerData });
       let current: SweepJob | undefined;
       const next = () => {
         current = queue.shift();
