@@ -11,9 +11,12 @@ export async function useWasm(): Promise<void> {
   await setBackend('wasm');
 }
 
-/** Runs the CLI from source in a child process; returns exit code and output. */
+/**
+ * Runs the built CLI (`npm test` builds dist/ first) in a child process, as a user would;
+ * returns exit code and output.
+ */
 export function runCli(args: string[], env: Record<string, string> = {}): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  const r = spawnSync(process.execPath, ['dist/cli/main.js', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     encoding: 'utf8',

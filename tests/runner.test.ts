@@ -115,7 +115,7 @@ describe('ctta run', () => {
 
   it('resumes after kill -9: nothing finished is redone, and the errors equal an uninterrupted run', async () => {
     const out = tmp();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'run', scenarioFile, '--out', out, '--quiet'], { cwd: ROOT, stdio: 'ignore' });
+    const child = spawn(process.execPath, ['dist/cli/main.js', 'run', scenarioFile, '--out', out, '--quiet'], { cwd: ROOT, stdio: 'ignore' });
     // Kill as soon as the first run is finished (the second is then in progress).
     const first = join(out, 'small-continual', 'source', 'seed-0.jsonl');
     await new Promise<void>((resolve, reject) => {

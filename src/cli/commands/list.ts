@@ -5,8 +5,9 @@ import { CORRUPTIONS, EXTRA_CORRUPTIONS } from '../../streams/corruptions/index.
 import { orderingNames } from '../../streams/orderings/index.js';
 import { loadScenario, scenariosDir } from '../../streams/scenario.js';
 import { CttaError } from '../../errors.js';
+import { listMethods } from '../../methods/index.js';
 
-const WHAT = ['corruptions', 'scenarios', 'models', 'orderings'] as const;
+const WHAT = ['methods', 'corruptions', 'scenarios', 'models', 'orderings'] as const;
 
 export function listCommand(): Command {
   return new Command('list')
@@ -14,10 +15,18 @@ export function listCommand(): Command {
     .argument('<what>', WHAT.join(' | '))
     .addHelpText('after', `
 Examples:
+  ctta list methods
   ctta list corruptions
   ctta list scenarios`)
     .action((what: string) => {
       switch (what) {
+        case 'methods':
+          for (const m of listMethods()) {
+            const defaults = m.options.parse({});
+            const opts = Object.keys(m.options.shape ?? {}).map((k) => `${k}=${JSON.stringify(defaults[k] ?? '(unset)')}`);
+            console.log(`${m.name.padEnd(12)} ${m.usesLabels ? 'labels ' : 'no labels'}  ${m.description}${opts.length ? `\n${' '.repeat(24)}options: ${opts.join(', ')}` : ''}`);
+          }
+          return;
         case 'corruptions':
           console.log('ImageNet-C corruptions (severities 1-5):');
           for (const c of CORRUPTIONS) console.log(`  ${c}`);
