@@ -8,8 +8,7 @@
  * - matrix:  the OCL accuracy matrix as a heatmap, one panel per method.
  */
 import sharp from 'sharp';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import { CttaError } from '../errors.js';
 import type { BatchRecord } from '../eval/records.js';
 import { compareStrings, type RunResult } from './results.js';
@@ -263,6 +262,8 @@ function matrixSpec(scenario: string, methods: string[], byMethod: RunResult[][]
 
 /** Renders a Vega-Lite spec to an SVG string, headless (no canvas, no fonts). */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  // Loaded on first use: vega is large, and most commands never draw.
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const runtime = vega.parse(compile(spec).spec);
   const view = new vega.View(runtime, { renderer: 'none' });
   try {

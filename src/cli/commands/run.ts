@@ -34,7 +34,7 @@ export function runCommand(): Command {
     .argument('<scenario...>', 'scenario files or shipped names (ctta list scenarios)')
     .option('--methods <list>', 'comma-separated methods (default: each scenario\'s "methods")', list)
     .option('--seeds <list>', 'comma-separated seeds (default: each scenario\'s "seeds")', (v) => list(v).map((s) => intOption('--seeds')(s)))
-    .option('--out <dir>', 'results directory', 'results')
+    .option('--out <dir>', 'results directory (results/ holds the published reference results)', 'runs')
     .option('--set <method.option=value>', 'method option, repeatable (e.g. --set bn.alpha=0.5)', collect, [])
     .option('--workers <n>', 'parallel worker threads, one backend each', intOption('--workers', 1), 1)
     .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the grid (then ctta merge)')
