@@ -176,9 +176,15 @@ describe('determinism', () => {
  *   shuffle dominates the change and the stronger blur partly smooths it back: about flat.
  * - pixelate: on 28x28 severities 1 and 2 shrink to int(26.6) = 26 and int(25.2) = 25 pixels:
  *   about the same change.
+ * - frost: severities 3-5 blend (0.9, 0.4), (0.85, 0.4), (0.75, 0.45): nearly the same change,
+ *   and which photograph and crop each image gets is drawn anew per severity, so the mean over
+ *   20 images wobbles. Over seeds 0-11 the largest drop between neighbours was 12.6%.
+ * - motion_blur: severities 3 and 4 are (radius 6, sigma 2) and (8, 2), with a random angle per
+ *   image and severity; largest drop over seeds 0-11: 6.4%.
+ * (glass_blur's largest drop over those seeds: 6.9%.) The overall growth check below stays strict.
  */
 const NOT_ORDERED = new Set(['elastic_transform', 'spatter', 'saturate']);
-const TOLERANCE: Record<string, number> = { glass_blur: 0.05, pixelate: 0.02 };
+const TOLERANCE: Record<string, number> = { glass_blur: 0.08, pixelate: 0.02, frost: 0.15, motion_blur: 0.08 };
 
 describe('severity', () => {
   it('increases the change for every corruption (mean |diff| over 20 images, grey and RGB)', async () => {
