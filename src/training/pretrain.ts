@@ -54,7 +54,7 @@ export interface EpochRecord {
 }
 
 export const PRETRAIN_DEFAULTS: Omit<PretrainOptions, 'model'> = {
-  epochs: 15,
+  epochs: 8,
   batchSize: 128,
   optimizer: 'sgd',
   lr: 0.05,

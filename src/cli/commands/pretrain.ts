@@ -39,7 +39,7 @@ export function pretrainCommand(): Command {
       `
 Examples:
   # the shipped 10-class model (see models/fmnist-resnet8/manifest.json for the exact command)
-  ctta pretrain --model resnet8 --epochs 15 --out models/fmnist-resnet8
+  ctta pretrain --model resnet8 --epochs 8 --out models/fmnist-resnet8
   # a base model on classes 0-4, for class-incremental scenarios
   ctta pretrain --model resnet8 --classes 0-4 --out models/fmnist-resnet8-base5
   # a one-minute smoke run
