@@ -8,7 +8,8 @@ import { runScenario } from '../src/eval/runner.js';
 import { createMethod } from '../src/methods/index.js';
 import { readResults } from '../src/report/results.js';
 import { summarize } from '../src/report/table.js';
-import { loadScenario } from '../src/streams/scenario.js';
+import { loadScenario, parseScenario } from '../src/streams/scenario.js';
+import { openStream } from '../src/streams/stream.js';
 import { expectCttaError, ROOT, runCli, useWasm } from './helpers.js';
 
 // A small version of the main job: 4 corruptions at severity 5, 96 images each, batch 32.
@@ -86,6 +87,34 @@ describe('prequential runner', () => {
     });
     await runScenario({ scenario: loadScenario(scenarioFile), method: 'spy', seed: 0 });
     expect(calls.slice(0, 4)).toEqual(['predict', 'adapt+labels(32)', 'predict', 'adapt+labels(32)']);
+  });
+
+  it('class-incremental scenarios fill the accuracy matrix from held-out sets after every task', async () => {
+    const scenario = parseScenario(
+      {
+        dataset: 'fashion-mnist',
+        model: join(ROOT, 'models/fmnist-resnet8'),
+        domains: [{ corruption: 'none' }],
+        ordering: { name: 'class_incremental', params: { nTasks: 3, classOrder: [0, 1, 2, 3, 4, 5], samplesPerTask: 60 } },
+        heldOut: { fraction: 0.1 },
+        batchSize: 20,
+      },
+      'ci.json',
+    );
+    const r = await runScenario({ scenario, method: 'source', seed: 0 });
+    const A = r.summary.accuracyMatrix!;
+    expect(A).toHaveLength(3);
+    expect(A.every((row) => row.length === 3)).toBe(true);
+    // The frozen source model scores every task the same after each task: no forgetting.
+    expect(A[1]).toEqual(A[0]);
+    expect(A[2]).toEqual(A[0]);
+    expect(r.summary.forgetting).toBe(0);
+    expect(r.summary.bwt).toBe(0);
+    expect(A[0]!.every((a) => a > 0.5)).toBe(true); // a 91% model on clean images of its classes
+    // Held-out images never appear in the stream.
+    const stream = await openStream(scenario, 0);
+    const streamed = new Set(stream.ordering.order);
+    for (const t of stream.ordering.tasks) for (const i of t.evalIndices!) expect(streamed.has(i)).toBe(false);
   });
 
   it('bad method names and options are clear errors', async () => {

@@ -13,7 +13,8 @@ import { batchTensor, openStream } from '../streams/stream.js';
 import { packageVersion } from '../util/version.js';
 import { Rng } from '../util/rng.js';
 import { yieldToEventLoop } from '../util/yield.js';
-import { CalibrationBins, mean } from './metrics.js';
+import { CalibrationBins, matrixMetrics, mean } from './metrics.js';
+import { endsTask, evaluateTasks, hasHeldOut } from './task-evaluation.js';
 import type { BatchRecord, RunHeader, RunSummary } from './records.js';
 import { ResultWriter, runFile } from './result-writer.js';
 
@@ -99,6 +100,9 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
     const calibration = new CalibrationBins(15);
     const predictions = new Int32Array(ordering.length);
     const batches: BatchRecord[] = [];
+    // Incremental scenarios with held-out sets: row i = accuracy on every task after task i.
+    const evaluate = hasHeldOut(stream);
+    const accuracyMatrix: number[][] = [];
     let images = 0;
     let correctTotal = 0;
     let methodMs = 0;
@@ -168,6 +172,7 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
       methodMs += t1 - t0 + (t3 - t2);
       batches.push(record);
       writer?.batch(record);
+      if (evaluate && endsTask(stream, batch.index)) accuracyMatrix.push(await evaluateTasks(method, stream, headClasses, scenario.batchSize));
       o.onProgress?.({ batch: batch.index + 1, batches: stream.numBatches, images, error: 1 - correctTotal / images, imagesPerSecond: (images * 1000) / methodMs });
       await yieldToEventLoop();
     }
@@ -190,6 +195,7 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
       imagesPerSecond: methodMs > 0 ? (images * 1000) / methodMs : 0,
       seconds: round(methodMs / 1000),
       leakedTensors: tf.memory().numTensors - startTensors,
+      ...(evaluate ? { accuracyMatrix, ...matrixMetrics(accuracyMatrix) } : {}),
     };
     if (summary.leakedTensors !== 0) {
       throw new CttaError(`method "${method.name}" leaked ${summary.leakedTensors} tensors over the run`, { fix: 'wrap its tensor work in tf.tidy or dispose what it keeps', exitCode: 1 });

@@ -44,6 +44,11 @@ const scenarioSchema = z.strictObject({
   batchSize: z.number().int().positive().default(64),
   seeds: z.array(z.number().int().nonnegative()).min(1).default([0]),
   methods: z.array(z.string().min(1)).min(1).default(['source']),
+  /**
+   * Incremental orderings: hold out this fraction of the split (a seeded draw) as each task's
+   * evaluation set; the stream uses the rest. Enables the accuracy matrix and forgetting.
+   */
+  heldOut: z.strictObject({ fraction: z.number().gt(0).lt(1) }).optional(),
   /** Decoding of folder datasets (ImageNet-C): shorter side resized to `resize`, centre crop `crop`. */
   image: z.strictObject({ resize: z.number().int().positive(), crop: z.number().int().positive() }).optional(),
 });

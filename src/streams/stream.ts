@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { makeOrdering, type Ordering } from './orderings/index.js';
 import type { Scenario } from './scenario.js';
+import { Rng } from '../util/rng.js';
 import { openSource, type DomainImageSource } from './sources.js';
 
 export interface StreamBatch {
@@ -126,6 +127,19 @@ export async function openStream(scenario: Scenario, seed: number, options: Open
   // The ordering needs the labels; precorrupted sources learn them from the first domain's files.
   const provisional = scenario.domains.map((d) => ({ corruption: d.corruption, severity: d.severity ?? 5, name: d.name ?? '' }));
   const source = await openSource(scenario, provisional, { dataDir: options.dataDir, seed });
-  const ordering = makeOrdering(scenario.ordering.name, { labels: source.labels, classNames: source.classNames }, scenario.domains, scenario.ordering.params, seed);
+  const labels = { labels: source.labels, classNames: source.classNames };
+  if (!scenario.heldOut) {
+    return new Stream(scenario, seed, makeOrdering(scenario.ordering.name, labels, scenario.domains, scenario.ordering.params, seed), source);
+  }
+  // Held-out evaluation sets: a seeded split of the samples into stream and evaluation parts.
+  // The ordering works on each part's own labels; its indices are mapped back to the dataset's.
+  const perm = Rng.derive(seed, 'held-out').permutation(source.labels.length);
+  const cut = Math.round(perm.length * (1 - scenario.heldOut.fraction));
+  const streamIdx = perm.subarray(0, cut).sort();
+  const evalIdx = perm.subarray(cut).sort();
+  const part = (idx: Int32Array) => ({ labels: Int32Array.from(idx, (i) => source.labels[i]!), classNames: source.classNames });
+  const ordering = makeOrdering(scenario.ordering.name, part(streamIdx), scenario.domains, scenario.ordering.params, seed, part(evalIdx));
+  ordering.order = Int32Array.from(ordering.order, (i) => streamIdx[i]!);
+  for (const task of ordering.tasks) if (task.evalIndices) task.evalIndices = Int32Array.from(task.evalIndices, (i) => evalIdx[i]!);
   return new Stream(scenario, seed, ordering, source);
 }

@@ -1,0 +1,42 @@
+/**
+ * Held-out evaluation for incremental scenarios: after each task, the method predicts every
+ * task's held-out set (no adaptation on it), giving one row of the accuracy matrix.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { AdaptationMethod } from '../methods/types.js';
+import type { Stream } from '../streams/stream.js';
+
+/** Whether the stream's tasks carry held-out sets. */
+export function hasHeldOut(stream: Stream): boolean {
+  return stream.ordering.tasks.some((t) => t.evalIndices && t.evalIndices.length > 0);
+}
+
+/** True when batch k is the last batch of its task. */
+export function endsTask(stream: Stream, k: number): boolean {
+  const next = stream.plan[k + 1];
+  return next === undefined || stream.ordering.task[next[0]] !== stream.ordering.task[stream.plan[k]![0]];
+}
+
+/** Accuracy of `method` on each task's held-out set, in task order. */
+export async function evaluateTasks(method: AdaptationMethod, stream: Stream, headClasses: number[], batchSize: number): Promise<number[]> {
+  const { source, ordering } = stream;
+  const [h, w, c] = [source.height, source.width, source.channels];
+  const row: number[] = [];
+  for (const task of ordering.tasks) {
+    const indices = task.evalIndices ?? new Int32Array(0);
+    const domain = ordering.domains[task.domain ?? 0]!;
+    let correct = 0;
+    for (let start = 0; start < indices.length; start += batchSize) {
+      const idx = indices.slice(start, start + batchSize);
+      const pixels = await source.read(idx, domain);
+      const x = tf.tidy(() => tf.tensor4d(pixels, [idx.length, h, w, c], 'int32').toFloat().div(255) as tf.Tensor4D);
+      const probs = await method.predict(x);
+      const argmax = tf.tidy(() => probs.argMax(1));
+      const predicted = (await argmax.data()) as Int32Array;
+      tf.dispose([x, probs, argmax]);
+      predicted.forEach((p, i) => (correct += headClasses[p] === source.labels[idx[i]!] ? 1 : 0));
+    }
+    row.push(indices.length ? correct / indices.length : 0);
+  }
+  return row;
+}
