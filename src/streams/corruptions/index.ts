@@ -158,7 +158,7 @@ export interface CorruptBatchOptions {
 }
 
 /** How many sharp-backed corruptions run at once inside a batch (sharp works off the main thread). */
-const ASYNC_IN_FLIGHT = 8;
+const ASYNC_IN_FLIGHT = 64;
 
 /**
  * Corrupt n images stored as n*h*w*c bytes (NHWC). Returns a new array of the same layout; image
