@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AdaptationMethod } from '../methods/types.js';
-import type { Stream } from '../streams/stream.js';
+import { pixelsTensor, type Stream } from '../streams/stream.js';
 
 /** Whether the stream's tasks carry held-out sets. */
 export function hasHeldOut(stream: Stream): boolean {
@@ -29,7 +29,7 @@ export async function evaluateTasks(method: AdaptationMethod, stream: Stream, he
     for (let start = 0; start < indices.length; start += batchSize) {
       const idx = indices.slice(start, start + batchSize);
       const pixels = await source.read(idx, domain);
-      const x = tf.tidy(() => tf.tensor4d(pixels, [idx.length, h, w, c], 'int32').toFloat().div(255) as tf.Tensor4D);
+      const x = pixelsTensor(pixels, [idx.length, h, w, c]);
       const probs = await method.predict(x);
       const argmax = tf.tidy(() => probs.argMax(1));
       const predicted = (await argmax.data()) as Int32Array;

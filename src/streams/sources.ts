@@ -40,12 +40,7 @@ function gather(data: ImageDataset, indices: Int32Array): Uint8Array {
 /** A clean dataset corrupted on the fly, deterministically per (seed, sample index, domain). */
 export function engineSource(data: ImageDataset, seed: number): DomainImageSource {
   return {
-    name: data.name,
-    height: data.height,
-    width: data.width,
-    channels: data.channels,
-    classNames: data.classNames,
-    labels: data.labels,
+    ...describeSource(data.name, data),
     async read(indices, domain) {
       const clean = gather(data, indices);
       if (domain.corruption === CLEAN_CORRUPTION) return clean;
@@ -58,6 +53,11 @@ export function engineSource(data: ImageDataset, seed: number): DomainImageSourc
   };
 }
 
+/** The descriptive fields of a source, taken from the dataset (or index) it reads. */
+function describeSource(name: string, base: Pick<ImageDataset, 'height' | 'width' | 'channels' | 'classNames' | 'labels'>) {
+  return { name, height: base.height, width: base.width, channels: base.channels, classNames: base.classNames, labels: base.labels };
+}
+
 /** CIFAR-10-C / CIFAR-100-C: one (corruption, severity) slice held in memory at a time. */
 async function cifarCSource(dir: string, dataset: 'cifar10-c' | 'cifar100-c', first: Domain): Promise<DomainImageSource> {
   let cached: { key: string; data: ImageDataset } | undefined;
@@ -66,14 +66,8 @@ async function cifarCSource(dir: string, dataset: 'cifar10-c' | 'cifar100-c', fi
     if (cached?.key !== key) cached = { key, data: await readCifarC(dir, { corruption: d.corruption, severity: d.severity, dataset }) };
     return cached.data;
   };
-  const base = await slice(first);
   return {
-    name: dataset,
-    height: base.height,
-    width: base.width,
-    channels: base.channels,
-    classNames: base.classNames,
-    labels: base.labels,
+    ...describeSource(dataset, await slice(first)),
     async read(indices, domain) {
       if (domain.corruption === CLEAN_CORRUPTION) {
         throw new CttaError(`${dataset} holds no clean domain`, { fix: 'remove "none" from the scenario\'s domains' });
@@ -91,14 +85,8 @@ async function imageNetCSource(root: string, first: Domain, image: { resize: num
     if (!indexes.has(key)) indexes.set(key, await indexImageNetC(root, { corruption: d.corruption, severity: d.severity, ...image }));
     return indexes.get(key)!;
   };
-  const base = await index(first);
   return {
-    name: 'imagenet-c',
-    height: base.height,
-    width: base.width,
-    channels: base.channels,
-    classNames: base.classNames,
-    labels: base.labels,
+    ...describeSource('imagenet-c', await index(first)),
     async read(indices, domain) {
       return (await index(domain)).readImages(Array.from(indices));
     },

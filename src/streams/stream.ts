@@ -29,9 +29,14 @@ export interface StreamBatch {
   reset: boolean;
 }
 
+/** Float [0,1] NHWC tensor of uint8 pixels; the caller disposes it. */
+export function pixelsTensor(pixels: Uint8Array, shape: [number, number, number, number]): tf.Tensor4D {
+  return tf.tidy(() => tf.tensor4d(pixels, shape, 'int32').toFloat().div(255) as tf.Tensor4D);
+}
+
 /** Float [0,1] tensor of a batch's images; the caller disposes it. */
 export function batchTensor(batch: StreamBatch): tf.Tensor4D {
-  return tf.tidy(() => tf.tensor4d(batch.images, batch.shape, 'int32').toFloat().div(255) as tf.Tensor4D);
+  return pixelsTensor(batch.images, batch.shape);
 }
 
 /**
