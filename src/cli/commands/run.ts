@@ -64,6 +64,7 @@ Killing a sweep loses only the runs in progress: run the same command again to f
       const backend = await setBackend(o.backend);
       const quiet = o.quiet || o.json;
       let bar: Progress | undefined;
+      let runStarted = Date.now();
       const started = Date.now();
       const onEvent = (e: SweepEvent) => {
         const label = `${e.job.scenario} ${e.job.method} seed ${e.job.seed}`;
@@ -72,10 +73,12 @@ Killing a sweep loses only the runs in progress: run the same command again to f
           if (e.type === 'done' && !quiet) process.stderr.write(`done ${label}: mean error ${(e.summary.meanError * 100).toFixed(1)}%, ${e.summary.imagesPerSecond.toFixed(0)} img/s [worker ${e.worker}]\n`);
           return;
         }
+        if (e.type === 'start') runStarted = Date.now();
         if (e.type === 'start') bar = progressBar(1, `${label} [{bar}] {percentage}% | err {err}% | {ips} img/s | ETA {eta_t}`, { quiet });
         if (e.type === 'progress') {
           const p = e.progress;
-          const elapsed = p.images / Math.max(p.imagesPerSecond, 1e-9);
+          // ETA from wall-clock time: it includes loading and corrupting the stream.
+          const elapsed = (Date.now() - runStarted) / 1000;
           bar?.update(p.batch / p.batches, { err: (p.error * 100).toFixed(1), ips: p.imagesPerSecond.toFixed(0), eta_t: formatSeconds((elapsed * (p.batches - p.batch)) / Math.max(p.batch, 1)) });
         }
         if (e.type === 'done') bar?.stop();
