@@ -1,6 +1,7 @@
 /** Built-in methods register themselves on import; this file imports them all. */
 import './source.js';
 import './bn.js';
+import './tent.js';
 
 export { createMethod, getMethodDefinition, listMethods, loadPlugin, registerMethod } from './registry.js';
 export type { AdaptationMethod, MethodContext, MethodDefinition } from './types.js';
