@@ -71,3 +71,6 @@ export { summarize, formatMarkdown, formatCsv } from './report/table.js';
 export type { TableRow } from './report/table.js';
 export { plotRuns, renderSvg, renderPng } from './report/plot.js';
 export { mergeResults } from './report/merge.js';
+export { lame, lameAffinity, lameEnergy } from './methods/lame.js';
+export type { LameOptions } from './methods/lame.js';
+export { meanEntropy } from './methods/tent.js';
