@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CttaError } from '../errors.js';
-import type { Scenario } from '../streams/scenario.js';
+import { loadScenario, type Scenario } from '../streams/scenario.js';
 import type { RunSummary } from './records.js';
 import { isFinished, runFile } from './result-writer.js';
 import { runScenario, type RunProgress } from './runner.js';
@@ -69,7 +69,6 @@ export async function runSweep(jobs: SweepJob[], o: SweepOptions): Promise<numbe
     else todo.push(job);
   }
   if (o.workers <= 1 || todo.length <= 1) {
-    const { loadScenario } = await import('../streams/scenario.js');
     for (const job of todo) {
       o.onEvent?.({ type: 'start', job, worker: 0 });
       const r = await runScenario({

@@ -118,7 +118,7 @@ export class Network {
     });
   }
 
-  /** Sets how every BatchNorm layer normalises (see NormLayer); returns the previous modes. */
+  /** Sets how every BatchNorm layer normalises (see NormLayer). */
   setNormStatistics(statistics: NormStatistics, options: { alpha?: number; momentum?: number } = {}): void {
     for (const n of this.norms) {
       n.statistics = statistics;

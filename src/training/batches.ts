@@ -53,7 +53,7 @@ export function labelBatch(data: ImageDataset, indices: ArrayLike<number>, class
   return out;
 }
 
-/** Indices of the samples whose label is in `classes` (all when undefined), in dataset order. */
+/** Indices of the samples whose label is in `classes`, in dataset order. */
 export function samplesOfClasses(data: ImageDataset, classes: readonly number[]): Int32Array {
   const keep = new Set(classes);
   const idx: number[] = [];

@@ -52,5 +52,5 @@ function printEvaluation(r: CleanEvaluation, classNames: string[], model: string
   console.log('\nconfusion matrix (rows: true class, columns: predicted):');
   const cell = Math.max(4, ...r.confusion.flat().map((v) => String(v).length + 1));
   console.log(' '.repeat(w + 4) + r.classes.map((c) => String(c).padStart(cell)).join(''));
-  r.confusion.forEach((row, i) => console.log(`  ${String(r.classes[i]).padStart(2)}${' '.repeat(w - 0)}`.slice(0, w + 4).padEnd(w + 4) + row.map((v) => String(v).padStart(cell)).join('')));
+  r.confusion.forEach((row, i) => console.log(`  ${String(r.classes[i]).padStart(2)}`.padEnd(w + 4) + row.map((v) => String(v).padStart(cell)).join('')));
 }

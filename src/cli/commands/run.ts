@@ -73,8 +73,10 @@ Killing a sweep loses only the runs in progress: run the same command again to f
           if (e.type === 'done' && !quiet) process.stderr.write(`done ${label}: mean error ${(e.summary.meanError * 100).toFixed(1)}%, ${e.summary.imagesPerSecond.toFixed(0)} img/s [worker ${e.worker}]\n`);
           return;
         }
-        if (e.type === 'start') runStarted = Date.now();
-        if (e.type === 'start') bar = progressBar(1, `${label} [{bar}] {percentage}% | err {err}% | {ips} img/s | ETA {eta_t}`, { quiet });
+        if (e.type === 'start') {
+          runStarted = Date.now();
+          bar = progressBar(1, `${label} [{bar}] {percentage}% | err {err}% | {ips} img/s | ETA {eta_t}`, { quiet });
+        }
         if (e.type === 'progress') {
           const p = e.progress;
           // ETA from wall-clock time: it includes loading and corrupting the stream.
