@@ -9,7 +9,8 @@ import { CttaError } from '../errors.js';
 import { loadModel } from '../models/checkpoint.js';
 import { createMethod } from '../methods/index.js';
 import { resolveModelPath, type Scenario } from '../streams/scenario.js';
-import { batchTensor, openStream } from '../streams/stream.js';
+import { CLEAN_CORRUPTION } from '../streams/orderings/index.js';
+import { batchTensor, openStream, pixelsTensor } from '../streams/stream.js';
 import { packageVersion } from '../util/version.js';
 import { Rng } from '../util/rng.js';
 import { yieldToEventLoop } from '../util/yield.js';
@@ -93,6 +94,13 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
       seed,
       numClasses: network.numClasses,
       family: scenario.dataset === 'imagenet-c' ? 'imagenet' : 'small',
+      cleanImages: async (count) => {
+        // Seeded draw without replacement from the whole dataset, read uncorrupted.
+        const all = Rng.derive(seed, 'clean-images').permutation(stream.source.labels.length);
+        const indices = all.subarray(0, Math.min(count, all.length));
+        const pixels = await stream.source.read(indices, { name: 'clean', corruption: CLEAN_CORRUPTION, severity: 0 });
+        return pixelsTensor(pixels, [indices.length, height, width, channels]);
+      },
     });
 
     const domainSeen = new Float64Array(ordering.domains.length);

@@ -3,6 +3,7 @@ import './source.js';
 import './bn.js';
 import './tent.js';
 import './lame.js';
+import './cotta.js';
 
 export { createMethod, getMethodDefinition, listMethods, loadPlugin, registerMethod } from './registry.js';
 export type { AdaptationMethod, MethodContext, MethodDefinition } from './types.js';

@@ -20,6 +20,13 @@ export interface MethodContext {
   numClasses: number;
   /** Scenario family, for family-specific defaults ('small' images like CIFAR/Fashion-MNIST, or 'imagenet'). */
   family: 'small' | 'imagenet';
+  /**
+   * `count` clean (uncorrupted) images of the scenario's dataset, drawn with the run's seed, as
+   * [count, H, W, C] floats in [0, 1]; the method disposes the tensor. For methods that need
+   * source-domain statistics before adapting (EATA's Fisher information). Absent when the
+   * scenario's source has no clean images (precorrupted files).
+   */
+  cleanImages?: (count: number) => Promise<tf.Tensor4D>;
 }
 
 export interface AdaptationMethod {
