@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { adjustContrast, adjustGamma, adjustHue, adjustSaturation } from '../src/augment/color.js';
-import { cottaAugment } from '../src/augment/cotta.js';
-import { affine, gaussianBlur, gaussianTaps, padEdge } from '../src/augment/geometry.js';
+import { applyCottaView, cottaAugment, drawCottaView } from '../src/augment/cotta.js';
+import { affine, centerCrop, gaussianBlur, gaussianTaps, padEdge } from '../src/augment/geometry.js';
 import { Rng } from '../src/util/rng.js';
 import { maxAbsDiff, useWasm } from './helpers.js';
 
@@ -74,6 +74,23 @@ describe('augmentation steps', () => {
 });
 
 describe('cottaAugment', () => {
+  it('equals the authors\' order (edge pad, affine with zero fill, reflect blur, centre crop) on the crop', () => {
+    const x = tf.tidy(() => tf.image.resizeBilinear(tf.randomUniform([2, 5, 5, 1], 0, 1, 'float32', 4) as tf.Tensor4D, [28, 28]));
+    const rng = Rng.derive(7, 'reference');
+    for (let view = 0; view < 6; view++) {
+      const v = { ...drawCottaView(rng, 28, 28), noiseStd: 0, flip: false };
+      const fast = applyCottaView(x, v);
+      const reference = tf.tidy(() => {
+        let y: tf.Tensor4D = x;
+        for (const j of v.jitter) y = ({ brightness: (t: tf.Tensor4D) => tf.clipByValue(tf.mul(t, j.value), 0, 1), contrast: (t: tf.Tensor4D) => adjustContrast(t, j.value), saturation: (t: tf.Tensor4D) => t, hue: (t: tf.Tensor4D) => t, gamma: (t: tf.Tensor4D) => adjustGamma(t, j.value) } as Record<string, (t: tf.Tensor4D) => tf.Tensor>)[j.op]!(y) as tf.Tensor4D;
+        return centerCrop(gaussianBlur(affine(padEdge(y, 14), v.geometry), 5, v.blurSigma), 28, 28);
+      });
+      expect(maxAbsDiff(fast, reference)).toBeLessThan(1e-4);
+      tf.dispose([fast, reference]);
+    }
+    x.dispose();
+  });
+
   it('is reproducible from the rng, differs between views, stays in [0, 1], and frees its tensors', () => {
     // A smooth image (white noise would decorrelate under any shift).
     const x = tf.tidy(() => tf.image.resizeBilinear(tf.randomUniform([4, 4, 4, 1], 0, 1, 'float32', 1) as tf.Tensor4D, [28, 28]));

@@ -29,24 +29,34 @@ export interface AffineParams {
 }
 
 /**
- * Rotates, scales and translates about the image centre. tf.image.transform maps each output
- * pixel to the input point it samples, so it takes the inverse of the forward map
- * `out = c + t + s R(angle) (in - c)`.
+ * Rotates, scales and translates about the image centre (torchvision's RandomAffine, bilinear).
+ * tf.image.transform maps each output pixel to the input point it samples, so it takes the
+ * inverse of the forward map `out = c_out + t + s R(angle) (in - c_in)`.
+ *
+ * `fill: 'edge'` samples outside the image at the nearest border pixel, which equals padding by
+ * repeated border pixels first (as CoTTA does) as long as no sample falls beyond that padding.
+ * `outputSize` may exceed the input size; the extra border is centred.
  */
-export function affine(x: tf.Tensor4D, p: AffineParams): tf.Tensor4D {
+export function affine(
+  x: tf.Tensor4D,
+  p: AffineParams,
+  options: { fill?: 'zero' | 'edge'; outputSize?: [number, number] } = {},
+): tf.Tensor4D {
   const [n, h, w] = x.shape;
+  const [oh, ow] = options.outputSize ?? [h, w];
   const theta = (p.angle * Math.PI) / 180;
   const cos = Math.cos(theta) / p.scale;
   const sin = Math.sin(theta) / p.scale;
   const cx = (w - 1) / 2;
   const cy = (h - 1) / 2;
-  const ox = cx + p.tx;
-  const oy = cy + p.ty;
+  const ox = (ow - 1) / 2 + p.tx;
+  const oy = (oh - 1) / 2 + p.ty;
   // Image rows grow downwards, so a counter-clockwise turn on screen is R(-angle) in (x, y).
   const row = [cos, -sin, cx - cos * ox + sin * oy, sin, cos, cy - sin * ox - cos * oy, 0, 0];
   return tf.tidy(() => {
     const m = tf.tensor2d(Array.from({ length: n }, () => row), [n, 8]);
-    return tf.image.transform(x, m, 'bilinear', 'constant', 0) as tf.Tensor4D;
+    const fill = options.fill === 'edge' ? 'nearest' : 'constant';
+    return tf.image.transform(x, m, 'bilinear', fill, 0, [oh, ow]) as tf.Tensor4D;
   });
 }
 
@@ -58,13 +68,16 @@ export function gaussianTaps(kernelSize: number, sigma: number): number[] {
   return taps.map((t) => t / sum);
 }
 
-/** Separable gaussian blur with reflect padding (output has the input's size). */
-export function gaussianBlur(x: tf.Tensor4D, kernelSize: number, sigma: number): tf.Tensor4D {
+/**
+ * Separable gaussian blur. `padding: 'reflect'` (torchvision's) keeps the size; `'valid'` trims
+ * `kernelSize / 2` pixels per side, for callers that computed that margin themselves.
+ */
+export function gaussianBlur(x: tf.Tensor4D, kernelSize: number, sigma: number, padding: 'reflect' | 'valid' = 'reflect'): tf.Tensor4D {
   return tf.tidy(() => {
     const c = x.shape[3];
     const taps = gaussianTaps(kernelSize, sigma);
     const half = Math.floor(kernelSize / 2);
-    const padded = tf.mirrorPad(x, [[0, 0], [half, half], [half, half], [0, 0]], 'reflect');
+    const padded = padding === 'reflect' ? tf.mirrorPad(x, [[0, 0], [half, half], [half, half], [0, 0]], 'reflect') : x;
     const perChannel = (shape: [number, number]) =>
       tf.tile(tf.tensor4d(taps, [shape[0], shape[1], 1, 1]), [1, 1, c, 1]) as tf.Tensor4D;
     const vertical = tf.depthwiseConv2d(padded, perChannel([kernelSize, 1]), 1, 'valid');

@@ -1,0 +1,288 @@
+/**
+ * SAR (Niu et al., "Towards Stable Test-Time Adaptation in Dynamic Wild World", ICLR 2023):
+ * sharpness-aware and reliable entropy minimisation of the norm layers' affine parameters, with
+ * model recovery.
+ *
+ * Per batch (as the authors' sar.py with their SAM wrapper, sam.py):
+ * 1. Forward the batch (BatchNorm with the batch's statistics; GroupNorm/LayerNorm as they are);
+ *    the softmax of this pass is the returned prediction. Reliable samples: entropy H < E0
+ *    (`eMargin`, 0.4 ln K). Gradient g of the mean entropy over the reliable samples.
+ * 2. Ascend: theta + e with e = rho * g / (||g|| + 1e-12), ||.|| over all trained parameters.
+ * 3. Forward the whole batch again at theta + e; keep the samples reliable in step 1 whose new
+ *    entropy is still < E0; gradient g' of their mean entropy.
+ * 4. Back to theta, and one SGD-with-momentum step with g'.
+ * 5. Recovery: a moving average of the step-3 loss (starts empty, first value taken as is, then
+ *    0.9 * ema + 0.1 * loss; batches with no sample left in step 3 leave it unchanged). When it
+ *    is below `resetConstant` (0.2) after the step, the weights go back to the source ones.
+ *
+ * With no reliable sample, g = 0 and e = 0, and the step uses a zero gradient (momentum still
+ * moves the weights, as in the authors' code).
+ *
+ * Quirks of the authors' code, kept or offered as options:
+ * - Recovery keeps the loss average (their `forward` assigns the returned value after `reset()`
+ *   cleared it), so it is kept here too; an explicit `reset()` clears it.
+ * - Their recovery reloads the SAM wrapper's state, not the inner SGD's, so momentum buffers
+ *   survive a recovery. Default: fresh optimizer (the paper's "restore the model");
+ *   `keepMomentumOnRecovery: true` reproduces the code.
+ * - Their `collect_params` skips the top stage (ResNet layer4, ViT blocks 9-11).
+ *   Default: all norm layers (the paper's description); `freezeLastStage: true` skips the norm
+ *   layers of the last `s<k>_` stage and everything after it (zoo naming).
+ *
+ * Learning rate: the authors use SGD 0.00025 for ResNet-50 at batch 64, scaled to
+ * 0.00025 * 2 * batch / 64 below batch 32. No small-image setting exists in the paper; the
+ * default for `small` is 0.005, the same authors' SGD rate for CIFAR-10 in EATA (same
+ * parameters, same entropy loss, same momentum), with the same small-batch rule.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { CttaError } from '../errors.js';
+import type { Network } from '../models/network.js';
+import type { NormLayer } from '../models/norm.js';
+import { WeightSnapshot } from '../models/snapshot.js';
+import { createOptimizer, disposeOptimizer } from '../training/optimizer.js';
+import { sampleEntropies } from './eata.js';
+import { registerMethod } from './registry.js';
+import type { AdaptationMethod, MethodContext } from './types.js';
+
+export const sarOptions = z.strictObject({
+  /** SGD learning rate. Default: 0.005 (small) / 0.00025 (imagenet), times 2 * batch / 64 below batch 32. */
+  lr: z.number().positive().optional(),
+  /** SGD momentum. */
+  momentum: z.number().min(0).max(1).default(0.9),
+  /** SAM neighbourhood radius. */
+  rho: z.number().min(0).default(0.05),
+  /** Entropy margin E0 in nats; default 0.4 * ln(numClasses). */
+  eMargin: z.number().positive().optional(),
+  /** Recover the source weights when the moving average of the second-step loss falls below this. */
+  resetConstant: z.number().min(0).default(0.2),
+  /** Keep SGD momentum buffers through a recovery (the authors' code does, see above). */
+  keepMomentumOnRecovery: z.boolean().default(false),
+  /** Do not train the last stage's norm layers (the authors' code skips ResNet layer4). */
+  freezeLastStage: z.boolean().default(false),
+  /** Reset model, optimizer and loss average before every batch. */
+  episodic: z.boolean().default(false),
+});
+
+export type SarOptions = z.output<typeof sarOptions>;
+
+export const SAR_BASE_LR = { small: 0.005, imagenet: 0.00025 } as const;
+
+/** The authors' learning-rate rule: the base rate at batch >= 32, else base * 2 * batch / 64. */
+export function sarLearningRate(base: number, batchSize: number): number {
+  return batchSize < 32 ? (base / 64) * batchSize * 2 : base;
+}
+
+/** SAM's ascent step e = rho * g / (||g|| + 1e-12), with the norm over all tensors together. */
+export function samPerturbation(grads: tf.Tensor[], rho: number): tf.Tensor[] {
+  return tf.tidy(() => {
+    const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
+    const scale = tf.div(rho, tf.add(norm, 1e-12));
+    return grads.map((g) => tf.mul(g, scale));
+  });
+}
+
+/** One update of the recovery average: the first value as is, then 0.9 * ema + 0.1 * value. */
+export function updateLossEma(ema: number | null, value: number): number {
+  return ema === null ? value : 0.9 * ema + 0.1 * value;
+}
+
+/** Norm layers SAR trains: all, or (freezeLastStage) those before the last `s<k>_` stage. */
+export function sarTrainedNorms(network: Network, freezeLastStage: boolean): NormLayer[] {
+  if (!freezeLastStage) return network.norms;
+  const stageOf = (n: NormLayer) => {
+    const m = /^s(\d+)_/.exec(n.name);
+    return m ? Number(m[1]) : undefined;
+  };
+  const stages = network.norms.map(stageOf).filter((s): s is number => s !== undefined);
+  if (stages.length === 0) {
+    throw new CttaError('SAR freezeLastStage: no norm layer is named by stage (s<k>_...)', {
+      fix: 'use a model from the ctta zoo, or freezeLastStage: false',
+    });
+  }
+  const last = Math.max(...stages);
+  const first = network.norms.findIndex((n) => stageOf(n) === last);
+  return network.norms.slice(0, first);
+}
+
+/** Mean entropy over the samples whose mask is 1 (0 when none: the gradient is then zero). */
+function maskedMeanEntropy(entropies: tf.Tensor1D, mask: Float32Array, count: number): tf.Scalar {
+  return tf.div(tf.sum(tf.mul(entropies, tf.tensor1d(mask))), Math.max(count, 1)) as tf.Scalar;
+}
+
+interface Pending {
+  grads: tf.NamedTensorMap;
+  /** 1 for the samples reliable in the first pass. */
+  reliable: Float32Array;
+}
+
+export class SarMethod implements AdaptationMethod {
+  readonly name = 'sar';
+  readonly usesLabels = false;
+  private network!: Network;
+  private params: tf.Variable[] = [];
+  private source?: WeightSnapshot;
+  private optimizer?: tf.Optimizer;
+  private pending?: Pending;
+  private ema: number | null = null;
+  private family: 'small' | 'imagenet' = 'small';
+  private eMargin = 0;
+  private lr?: number;
+  /** Running counts: batches adapted, reliable samples (first pass), samples in the second loss, recoveries. */
+  readonly counts = { batches: 0, reliable: 0, secondStep: 0, recoveries: 0 };
+
+  constructor(readonly options: SarOptions) {}
+
+  async init(ctx: MethodContext): Promise<void> {
+    this.network = ctx.network;
+    this.family = ctx.family;
+    this.eMargin = this.options.eMargin ?? 0.4 * Math.log(ctx.numClasses);
+    this.lr = this.options.lr;
+    this.network.setNormStatistics('batch');
+    this.params = sarTrainedNorms(this.network, this.options.freezeLastStage).flatMap((n) => n.affineVariables());
+    if (this.params.length === 0) {
+      throw new CttaError('SAR trains the affine parameters of normalisation layers, and this model has none to train', {
+        fix: 'use a model with BatchNorm/GroupNorm layers that have gamma/beta',
+      });
+    }
+    this.source = new WeightSnapshot(this.network);
+  }
+
+  /** The moving average of the second-step loss (null until the first batch with a reliable sample). */
+  get lossEma(): number | null {
+    return this.ema;
+  }
+
+  /** The learning rate in use (fixed by the first batch's size unless given). */
+  get learningRate(): number | undefined {
+    return this.lr;
+  }
+
+  /** The trained parameters (norm gamma/beta, minus the last stage with freezeLastStage). */
+  get trainedVariables(): readonly tf.Variable[] {
+    return this.params;
+  }
+
+  async predict(x: tf.Tensor4D): Promise<tf.Tensor2D> {
+    if (this.options.episodic) await this.reset();
+    this.dropPending();
+    this.lr ??= sarLearningRate(SAR_BASE_LR[this.family], x.shape[0]);
+    const margin = this.eMargin;
+    let probs: tf.Tensor2D | undefined;
+    let reliable: Float32Array | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = this.network.logits(x);
+      probs = tf.keep(tf.softmax(logits));
+      const entropies = sampleEntropies(logits);
+      const h = entropies.dataSync();
+      reliable = new Float32Array(h.length);
+      let count = 0;
+      for (let i = 0; i < h.length; i++) {
+        if (h[i]! < margin) {
+          reliable[i] = 1;
+          count++;
+        }
+      }
+      return maskedMeanEntropy(entropies, reliable, count);
+    }, this.params);
+    value.dispose();
+    this.pending = { grads, reliable: reliable! };
+    return probs!;
+  }
+
+  async adapt(x: tf.Tensor4D): Promise<void> {
+    if (!this.pending) return;
+    const { grads, reliable } = this.pending;
+    this.pending = undefined;
+    const margin = this.eMargin;
+    this.optimizer ??= this.newOptimizer();
+
+    // Ascend to theta + e.
+    const first = this.params.map((p) => grads[p.name]!);
+    const e = samPerturbation(first, this.options.rho);
+    tf.dispose(first);
+    const saved = this.params.map((p) => tf.keep(p.clone()));
+    tf.tidy(() => this.params.forEach((p, i) => p.assign(tf.add(p, e[i]!))));
+    tf.dispose(e);
+
+    // Gradient at theta + e over the samples still reliable there.
+    let count = 0;
+    let second: ReturnType<typeof tf.variableGrads>;
+    try {
+      second = tf.variableGrads(() => {
+        const entropies = sampleEntropies(this.network.logits(x));
+        const h = entropies.dataSync();
+        const mask = new Float32Array(h.length);
+        for (let i = 0; i < h.length; i++) {
+          if (reliable[i] === 1 && h[i]! < margin) {
+            mask[i] = 1;
+            count++;
+          }
+        }
+        return maskedMeanEntropy(entropies, mask, count);
+      }, this.params);
+    } finally {
+      // Back to theta before the step (also if the second pass failed).
+      tf.tidy(() => this.params.forEach((p, i) => p.assign(saved[i]!)));
+      tf.dispose(saved);
+    }
+    const loss = second.value.dataSync()[0]!;
+    second.value.dispose();
+    this.optimizer.applyGradients(second.grads);
+    tf.dispose(Object.values(second.grads));
+
+    this.counts.batches++;
+    this.counts.reliable += reliable.reduce((s, v) => s + v, 0);
+    this.counts.secondStep += count;
+    if (count > 0) this.ema = updateLossEma(this.ema, loss);
+    if (this.ema !== null && this.ema < this.options.resetConstant) this.recover();
+  }
+
+  /** Model recovery: source weights; the loss average is kept (see the header). */
+  private recover(): void {
+    this.source?.restore(this.network);
+    if (!this.options.keepMomentumOnRecovery) {
+      if (this.optimizer) disposeOptimizer(this.optimizer);
+      this.optimizer = this.newOptimizer();
+    }
+    this.counts.recoveries++;
+  }
+
+  private newOptimizer(): tf.Optimizer {
+    return createOptimizer('sgd', { lr: this.lr!, momentum: this.options.momentum });
+  }
+
+  stateBytes(): number {
+    // Source copy; SGD momentum; SAM's copy of theta while at theta + e.
+    const trained = this.params.reduce((s, p) => s + p.size * 4, 0);
+    return (this.source?.bytes() ?? 0) + trained * (this.options.momentum > 0 ? 2 : 1);
+  }
+
+  async reset(): Promise<void> {
+    this.dropPending();
+    this.source?.restore(this.network);
+    if (this.optimizer) disposeOptimizer(this.optimizer);
+    this.optimizer = undefined;
+    this.ema = null;
+  }
+
+  dispose(): void {
+    this.dropPending();
+    this.source?.dispose();
+    this.source = undefined;
+    if (this.optimizer) disposeOptimizer(this.optimizer);
+    this.optimizer = undefined;
+  }
+
+  private dropPending(): void {
+    if (this.pending) tf.dispose(Object.values(this.pending.grads));
+    this.pending = undefined;
+  }
+}
+
+registerMethod({
+  name: 'sar',
+  description: 'SAR: sharpness-aware (SAM, rho 0.05) entropy minimisation on reliable samples, norm gamma/beta, recovery when the loss average < 0.2',
+  usesLabels: false,
+  options: sarOptions,
+  create: (o) => new SarMethod(o),
+});
