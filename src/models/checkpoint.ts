@@ -10,6 +10,7 @@ import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { CttaError } from '../errors.js';
 import { Network } from './network.js';
+import { VidaAdapters, type VidaAdapterOptions } from './adapters/vida.js';
 // Registers the GroupNorm layer class so that GN models deserialize.
 import './layers/group-norm.js';
 
@@ -29,9 +30,11 @@ export interface ModelManifest {
   command?: string;
   training?: Record<string, unknown>;
   createdWith?: Record<string, unknown>;
+  /** Adapters saved beside the model (`adapters.bin`, float32 in `tensors` order). */
+  adapters?: { kind: string; options: object; file: string; tensors: { name: string; shape: number[] }[]; sha256: string };
 }
 
-export type ManifestFields = Omit<ModelManifest, 'format' | 'architecture' | 'options' | 'weightsSha256'>;
+export type ManifestFields = Omit<ModelManifest, 'format' | 'architecture' | 'options' | 'weightsSha256' | 'adapters'>;
 
 export interface LoadedModel {
   network: Network;
@@ -71,6 +74,18 @@ export async function saveModel(network: Network, dir: string, fields: ManifestF
   };
   // Write each file under a temporary name, then rename: a crash never leaves a checkpoint whose
   // manifest describes weights that were not fully written.
+  if (network.adapters) {
+    const named = [...network.adapters.namedVariables()];
+    const bytes = new Uint8Array(Float32Array.from(named.flatMap(([, v]) => Array.from(v.dataSync()))).buffer);
+    manifest.adapters = {
+      kind: network.adapters.kind,
+      options: network.adapters.options,
+      file: 'adapters.bin',
+      tensors: named.map(([name, v]) => ({ name, shape: v.shape })),
+      sha256: sha256(bytes),
+    };
+    await atomicWrite(join(dir, 'adapters.bin'), bytes);
+  }
   await atomicWrite(join(dir, 'weights.bin'), weightData);
   await atomicWrite(join(dir, 'model.json'), JSON.stringify(modelJson));
   await atomicWrite(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
@@ -147,7 +162,42 @@ export async function loadModel(path: string): Promise<LoadedModel> {
   const spec = manifest
     ? { architecture: manifest.architecture, options: manifest.options }
     : { architecture: 'layers-model', options: { source: modelJsonPath } };
-  return { network: new Network(model, spec), manifest, dir };
+  const network = new Network(model, spec);
+  if (manifest?.adapters) {
+    try {
+      await loadAdapters(network, dir, manifest.adapters);
+    } catch (err) {
+      network.dispose();
+      throw err;
+    }
+  }
+  return { network, manifest, dir };
+}
+
+async function loadAdapters(network: Network, dir: string, a: NonNullable<ModelManifest['adapters']>): Promise<void> {
+  if (a.kind !== 'vida') {
+    throw new CttaError(`${dir}/manifest.json lists adapters of unknown kind "${a.kind}"`, { fix: 'this ctta version knows "vida" adapters; upgrade ctta' });
+  }
+  const file = join(dir, a.file);
+  const bytes = await readFile(file).catch(() => {
+    throw new CttaError(`adapter weights missing: ${file}`, { fix: 'restore the model directory, or re-run the command in its manifest' });
+  });
+  if (sha256(bytes) !== a.sha256) {
+    throw new CttaError(`adapter weights ${file} do not match the sha256 in manifest.json`, { fix: 'restore them (git checkout) or re-run the command in the manifest' });
+  }
+  const floats = new Float32Array(Uint8Array.from(bytes).buffer); // copy: file buffers need not be 4-byte aligned
+  const weights = new Map<string, tf.Tensor>();
+  let offset = 0;
+  for (const t of a.tensors) {
+    const size = t.shape.reduce((x, y) => x * y, 1);
+    weights.set(t.name, tf.tensor(floats.slice(offset, offset + size), t.shape));
+    offset += size;
+  }
+  try {
+    VidaAdapters.fromWeights(network, a.options as VidaAdapterOptions, weights).attach(network);
+  } finally {
+    tf.dispose([...weights.values()]);
+  }
 }
 
 function bytesPerElement(dtype: string): number {

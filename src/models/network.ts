@@ -24,6 +24,17 @@ export interface LayerCall {
 /** Returns the layer's (possibly modified) output. Runs inside the forward pass's tf.tidy. */
 export type LayerHook = (call: LayerCall) => tf.Tensor;
 
+/** Extra weights that live beside the LayersModel (ViDA adapters), saved with checkpoints. */
+export interface AdapterSet {
+  readonly kind: string;
+  readonly options: object;
+  /** Every adapter weight by a stable name. */
+  namedVariables(): Map<string, tf.Variable>;
+  /** A copy with the same weights, attached to `network` (same architecture). */
+  copyTo(network: Network): AdapterSet;
+  dispose(): void;
+}
+
 /** How the network was made, so a checkpoint can rebuild it. */
 export interface NetworkSpec {
   architecture: string;
@@ -50,6 +61,8 @@ export class Network {
   readonly featureDim: number;
   /** Layer hooks, applied in insertion order after each layer's own computation. */
   readonly hooks: LayerHook[] = [];
+  /** Adapters attached to this network (they add a hook), if any. */
+  adapters?: AdapterSet;
   private readonly steps: Step[] = [];
   private readonly inputName: string;
   private readonly featureName: string;
@@ -118,6 +131,11 @@ export class Network {
     });
   }
 
+  /** The layers the forward pass runs before the head, in order. */
+  bodyLayers(): tf.layers.Layer[] {
+    return this.steps.map((s) => s.layer);
+  }
+
   /** Sets how every BatchNorm layer normalises (see NormLayer). */
   setNormStatistics(statistics: NormStatistics, options: { alpha?: number; momentum?: number } = {}): void {
     for (const n of this.norms) {
@@ -144,7 +162,7 @@ export class Network {
     return this.norms.flatMap((n) => n.affineVariables());
   }
 
-  /** A deep copy with the same architecture, weights and norm settings (for teachers, anchors). */
+  /** A deep copy with the same architecture, weights, adapters and norm settings (for teachers, anchors). */
   async clone(): Promise<Network> {
     const topology = this.model.toJSON(null, false) as tf.io.ModelJSON['modelTopology'];
     const copy = await tf.models.modelFromJSON({ modelTopology: topology } as never);
@@ -157,6 +175,7 @@ export class Network {
       n.alpha = src.alpha;
       n.momentum = src.momentum;
     });
+    this.adapters?.copyTo(net);
     return net;
   }
 
@@ -171,6 +190,7 @@ export class Network {
   }
 
   dispose(): void {
+    this.adapters?.dispose();
     this.model.dispose();
   }
 

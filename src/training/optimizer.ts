@@ -19,7 +19,10 @@ export function createOptimizer(kind: OptimizerKind, o: OptimizerOptions): tf.Op
 }
 
 export function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
-  if (optimizer instanceof tf.SGDOptimizer) optimizer.setLearningRate(lr);
+  // Not `instanceof tf.SGDOptimizer`: tfjs optimizers answer instanceof by duck typing, so every
+  // optimizer (Adam too) passes it.
+  const sgd = optimizer as unknown as { setLearningRate?: (lr: number) => void };
+  if (typeof sgd.setLearningRate === 'function') sgd.setLearningRate(lr);
   else (optimizer as unknown as { learningRate: number }).learningRate = lr; // Adam reads it per step
 }
 

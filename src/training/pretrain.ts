@@ -31,6 +31,12 @@ export interface PretrainOptions {
   /** Train on the first `limit` samples of a seeded permutation (quick runs and tests). */
   limit?: number;
   seed: number;
+  /**
+   * Adapter warm-up instead of training from scratch: train only `variables` of an existing
+   * `network` (e.g. ViDA adapters), keeping its norm layers on their running statistics so the
+   * backbone stays exactly the source model. The caller keeps ownership of the network.
+   */
+  warmup?: { network: Network; variables: tf.Variable[] };
   onProgress?: (p: TrainProgress) => void;
 }
 
@@ -80,15 +86,22 @@ export async function pretrain(train: ImageDataset, options: PretrainOptions): P
   if (samples.length < options.batchSize) {
     throw new CttaError(`only ${samples.length} training samples for batch size ${options.batchSize}`, { fix: 'lower --batch-size or train on more data' });
   }
-  const network = createModel(options.model, {
-    inputShape: [train.height, train.width, train.channels],
-    numClasses: classes.length,
-    seed: options.seed,
-    ...options.modelOptions,
-  });
-  network.setNormStatistics('batch', { momentum: 0.1 });
-  const variables = network.trainableVariables();
-  const decayed = new Set([...network.namedWeights()].filter(([name]) => name.endsWith('/kernel')).map(([, v]) => v));
+  if (options.warmup && options.warmup.network.numClasses !== classes.length) {
+    throw new CttaError(`the model to warm up has ${options.warmup.network.numClasses} classes but training uses ${classes.length}`, { fix: 'pass the --classes the model was trained on' });
+  }
+  const network =
+    options.warmup?.network ??
+    createModel(options.model, {
+      inputShape: [train.height, train.width, train.channels],
+      numClasses: classes.length,
+      seed: options.seed,
+      ...options.modelOptions,
+    });
+  const owned = !options.warmup;
+  network.setNormStatistics(owned ? 'batch' : 'running', { momentum: 0.1 });
+  const variables = options.warmup?.variables ?? network.trainableVariables();
+  // Weight decay on the model's own kernels when training from scratch; none in a warm-up.
+  const decayed = new Set(owned ? [...network.namedWeights()].filter(([name]) => name.endsWith('/kernel')).map(([, v]) => v) : []);
   const optimizer = createOptimizer(options.optimizer, { lr: options.lr, momentum: options.momentum, nesterov: true });
   const stepsPerEpoch = Math.floor(samples.length / options.batchSize); // drop the ragged last batch
   const totalSteps = stepsPerEpoch * options.epochs;
@@ -158,7 +171,7 @@ export async function pretrain(train: ImageDataset, options: PretrainOptions): P
       });
     }
   } catch (err) {
-    network.dispose();
+    if (owned) network.dispose();
     throw err;
   } finally {
     disposeOptimizer(optimizer);

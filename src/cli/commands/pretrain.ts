@@ -1,6 +1,11 @@
 import { Command, Option } from 'commander';
 import { setBackend } from '../../backend/index.js';
-import { saveModel } from '../../models/checkpoint.js';
+import type * as tf from '@tensorflow/tfjs';
+import { CttaError } from '../../errors.js';
+import { VIDA_ADAPTER_DEFAULTS, VidaAdapters } from '../../models/adapters/vida.js';
+import { loadModel, saveModel } from '../../models/checkpoint.js';
+import type { Network } from '../../models/network.js';
+import { Rng } from '../../util/rng.js';
 import { listModels } from '../../models/registry.js';
 import { loadDataset } from '../../streams/datasets/index.js';
 import { evaluateClean } from '../../training/evaluate.js';
@@ -32,6 +37,11 @@ export function pretrainCommand(): Command {
     .option('--limit <n>', 'train on a seeded subset of n images (quick runs)', intOption('--limit', 1))
     .option('--eval-limit <n>', 'evaluate on the first n test images only', intOption('--eval-limit', 1))
     .option('--seed <n>', 'seed for initialisation, shuffling and augmentation', intOption('--seed'), d.seed)
+    .addOption(new Option('--adapters <kind>', 'warm up adapters on a trained model instead of training one (needs --from)').argParser(choiceOption('--adapters', ['vida'] as const)))
+    .option('--from <dir>', 'the trained checkpoint whose adapters --adapters warms up (its weights stay frozen)')
+    .option('--adapter-layers <sel>', "layers that get adapters: blocks (residual-block convs), all, or a name pattern", VIDA_ADAPTER_DEFAULTS.layers)
+    .option('--low-rank <n>', 'middle width of the low-rank adapter branch', intOption('--low-rank', 1), VIDA_ADAPTER_DEFAULTS.lowRank)
+    .option('--high-rank-factor <x>', 'middle width of the high-rank branch, in multiples of the input channels', floatOption('--high-rank-factor'), VIDA_ADAPTER_DEFAULTS.highRankFactor)
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
     .option('--quiet', 'no progress bar')
     .addHelpText(
@@ -42,6 +52,8 @@ Examples:
   ctta pretrain --model resnet8 --epochs 8 --out models/fmnist-resnet8
   # a base model on classes 0-4, for class-incremental scenarios
   ctta pretrain --model resnet8 --classes 0-4 --out models/fmnist-resnet8-base5
+  # ViDA adapters warmed up on the training set, backbone frozen (the shipped models/fmnist-resnet8-vida)
+  ctta pretrain --adapters vida --from models/fmnist-resnet8 --epochs 1 --optimizer adam --lr 1e-3 --out models/fmnist-resnet8-vida
   # a one-minute smoke run
   ctta pretrain --epochs 1 --limit 2000 --out /tmp/smoke`,
     )
@@ -49,12 +61,22 @@ Examples:
       const backend = await setBackend(o.backend);
       const started = Date.now();
       const [train, test] = [await loadDataset(o.dataset, 'train', { dataDir: o.dataDir }), await loadDataset(o.dataset, 'test', { dataDir: o.dataDir })];
+      if (o.adapters && !o.from) throw new CttaError('--adapters needs --from <checkpoint>: adapters are warmed up on a trained model', { fix: 'e.g. --adapters vida --from models/fmnist-resnet8' });
+      if (o.from && !o.adapters) throw new CttaError('--from is only used with --adapters', { fix: 'add --adapters vida, or drop --from to train a model from scratch' });
+      const base = o.from ? await loadModel(o.from) : undefined;
+      const classesToTrain: number[] | undefined = base?.manifest?.classes ?? o.classes;
+      let warmup: { network: Network; variables: tf.Variable[] } | undefined;
+      if (base) {
+        if (base.network.adapters) throw new CttaError(`${o.from} already has adapters`, { fix: 'warm up from the plain model (e.g. models/fmnist-resnet8)' });
+        const adapters = VidaAdapters.create(base.network, { layers: o.adapterLayers, lowRank: o.lowRank, highRankFactor: o.highRankFactor }, Rng.derive(o.seed, 'vida-init')).attach(base.network);
+        warmup = { network: base.network, variables: adapters.variables() };
+      }
       const bar = progressBar(o.epochs, 'epoch {epoch}/{total} [{bar}] step {step} loss {loss} | {ips} img/s | ETA {eta_t}', { quiet: o.quiet });
       const options = {
         ...d,
         model: o.model,
         modelOptions: o.width ? { width: o.width } : {},
-        classes: o.classes,
+        classes: classesToTrain,
         epochs: o.epochs,
         batchSize: o.batchSize,
         optimizer: o.optimizer,
@@ -65,6 +87,7 @@ Examples:
         augment: o.augment === false ? (false as const) : { cropPad: o.cropPad, flip: o.flip !== false },
         limit: o.limit,
         seed: o.seed,
+        warmup,
         onProgress: (p: { epoch: number; step: number; stepsPerEpoch: number; loss: number; imagesPerSecond: number; etaSeconds: number }) =>
           bar.update(p.epoch - 1 + p.step / p.stepsPerEpoch, {
             epoch: p.epoch,
@@ -76,7 +99,7 @@ Examples:
       };
       const { network, history } = await pretrain(train, options);
       bar.stop();
-      const evaluation = await evaluateClean(network, test, { classes: o.classes, limit: o.evalLimit });
+      const evaluation = await evaluateClean(network, test, { classes: classesToTrain, limit: o.evalLimit });
       const classes = evaluation.classes;
       await saveModel(network, o.out, {
         dataset: o.dataset,
@@ -84,7 +107,7 @@ Examples:
         classes,
         cleanTestAccuracy: evaluation.accuracy,
         command: reproduceCommand(),
-        training: { ...options, onProgress: undefined, history, evaluatedOn: `${o.dataset} test split (${evaluation.n} images)` },
+        training: { ...options, warmup: base ? { from: o.from, baseWeightsSha256: base.manifest?.weightsSha256 } : undefined, onProgress: undefined, history, evaluatedOn: `${o.dataset} test split (${evaluation.n} images)` },
         createdWith: { ctta: packageVersion(), backend: backend.name, versions: backend.versions, node: process.version, seconds: (Date.now() - started) / 1000 },
       });
       network.dispose();
