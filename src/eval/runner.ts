@@ -52,7 +52,8 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
   const startTensors = tf.memory().numTensors;
   const { scenario, seed } = o;
   const stream = await openStream(scenario, seed, { dataDir: o.dataDir });
-  const { network, manifest } = await loadModel(resolveModelPath(scenario.model));
+  const modelPath = resolveModelPath(scenario.model);
+  const { network, manifest } = await loadModel(modelPath);
   const method = createMethod(o.method, o.methodOptions ?? {});
   let writer: ResultWriter | undefined;
   let released = false;
@@ -94,6 +95,7 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
       seed,
       numClasses: network.numClasses,
       family: scenario.dataset === 'imagenet-c' ? 'imagenet' : 'small',
+      modelPath,
       cleanImages: async (count) => {
         // Seeded draw without replacement from the whole dataset, read uncorrupted.
         const all = Rng.derive(seed, 'clean-images').permutation(stream.source.labels.length);

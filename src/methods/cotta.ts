@@ -19,6 +19,7 @@ import { WeightSnapshot } from '../models/snapshot.js';
 import { createOptimizer, disposeOptimizer } from '../training/optimizer.js';
 import type { Rng } from '../util/rng.js';
 import { familyDefault } from './family-defaults.js';
+import { emaUpdate, softCrossEntropy, stochasticRestore } from './teacher-student.js';
 import { registerMethod } from './registry.js';
 import type { AdaptationMethod, MethodContext } from './types.js';
 
@@ -40,38 +41,6 @@ export const cottaOptions = z.strictObject({
   /** SGD momentum (ImageNet config). */
   sgdMomentum: z.number().min(0).max(1).default(0.9),
 });
-
-/** Mean over the batch of `-sum softmax(target) * log softmax(logits)`. */
-export function softCrossEntropy(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar {
-  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(tf.softmax(target), tf.logSoftmax(logits)), 1))) as tf.Scalar);
-}
-
-/** `teacher <- m * teacher + (1 - m) * student`, for every trainable weight. */
-export function emaUpdate(teacher: Network, student: Network, momentum: number): void {
-  const t = teacher.namedWeights();
-  for (const w of student.model.trainableWeights) {
-    const tv = t.get(w.originalName)!;
-    tf.tidy(() => tv.assign(tf.add(tf.mul(tv, momentum), tf.mul(w.read(), 1 - momentum))));
-  }
-}
-
-/** Resets each element of every trainable weight to `source` with probability `p` (seeded). */
-export function stochasticRestore(network: Network, source: WeightSnapshot, p: number, rng: Rng): void {
-  if (p <= 0) return;
-  for (const w of network.model.trainableWeights) {
-    const v = w.read() as tf.Variable;
-    const s = source.get(w.originalName)!;
-    if (p >= 1) {
-      v.assign(s);
-      continue;
-    }
-    const seed = rng.int(0, 2 ** 31 - 1);
-    tf.tidy(() => {
-      const mask = tf.less(tf.randomUniform(v.shape, 0, 1, 'float32', seed), p);
-      v.assign(tf.where(mask, s, v));
-    });
-  }
-}
 
 export class CottaMethod implements AdaptationMethod {
   readonly name = 'cotta';

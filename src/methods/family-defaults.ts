@@ -15,6 +15,11 @@ export const FAMILY_DEFAULTS: Record<string, Record<Family, Values>> = {
   cotta: { small: { optimizer: 'adam', lr: 1e-3, ap: 0.92 }, imagenet: { optimizer: 'sgd', lr: 0.01, ap: 0.1 } },
   // ViDA's configs: uncertainty threshold 0.05 (CIFAR) / 0.2 (ImageNet); restore 0.1 (CIFAR code).
   vida: { small: { threshold: 0.05, lr: 1e-4, adapterLr: 1e-5 }, imagenet: { threshold: 0.2, lr: 1e-4, adapterLr: 1e-5 } },
+  // EATA: CIFAR-10 values of the paper (also the public benchmark configs) / ImageNet main.py.
+  eata: { small: { lr: 0.005, dMargin: 0.4, fisherAlpha: 1 }, imagenet: { lr: 0.00025, dMargin: 0.05, fisherAlpha: 2000 } },
+  // SAR: ImageNet main.py rate; no small-image setting is published, so EATA's CIFAR-10 SGD rate
+  // (same parameters, same entropy loss). Both scaled by 2 x batch / 64 below batch 32.
+  sar: { small: { lr: 0.005 }, imagenet: { lr: 0.00025 } },
 };
 
 /** The family value of `method`'s option `key`, used when the user left it unset. */

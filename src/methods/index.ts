@@ -4,6 +4,9 @@ import './bn.js';
 import './tent.js';
 import './lame.js';
 import './cotta.js';
+import './vida.js';
+import './eata.js';
+import './sar.js';
 
 export { createMethod, getMethodDefinition, listMethods, loadPlugin, registerMethod } from './registry.js';
 export type { AdaptationMethod, MethodContext, MethodDefinition } from './types.js';

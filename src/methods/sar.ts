@@ -41,6 +41,7 @@ import type { NormLayer } from '../models/norm.js';
 import { WeightSnapshot } from '../models/snapshot.js';
 import { createOptimizer, disposeOptimizer } from '../training/optimizer.js';
 import { sampleEntropies } from './eata.js';
+import { familyDefault } from './family-defaults.js';
 import { registerMethod } from './registry.js';
 import type { AdaptationMethod, MethodContext } from './types.js';
 
@@ -65,7 +66,6 @@ export const sarOptions = z.strictObject({
 
 export type SarOptions = z.output<typeof sarOptions>;
 
-export const SAR_BASE_LR = { small: 0.005, imagenet: 0.00025 } as const;
 
 /** The authors' learning-rate rule: the base rate at batch >= 32, else base * 2 * batch / 64. */
 export function sarLearningRate(base: number, batchSize: number): number {
@@ -165,7 +165,7 @@ export class SarMethod implements AdaptationMethod {
   async predict(x: tf.Tensor4D): Promise<tf.Tensor2D> {
     if (this.options.episodic) await this.reset();
     this.dropPending();
-    this.lr ??= sarLearningRate(SAR_BASE_LR[this.family], x.shape[0]);
+    this.lr ??= sarLearningRate(familyDefault<number>('sar', 'lr', this.family), x.shape[0]);
     const margin = this.eMargin;
     let probs: tf.Tensor2D | undefined;
     let reliable: Float32Array | undefined;

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { Network } from '../models/network.js';
 import { WeightSnapshot } from '../models/snapshot.js';
 import { createOptimizer, disposeOptimizer } from '../training/optimizer.js';
+import { familyDefault } from './family-defaults.js';
 import { registerMethod } from './registry.js';
 import type { AdaptationMethod, MethodContext } from './types.js';
 
@@ -49,7 +50,7 @@ export class TentMethod implements AdaptationMethod {
 
   async init(ctx: MethodContext): Promise<void> {
     this.network = ctx.network;
-    const optimizer = this.options.optimizer ?? (ctx.family === 'imagenet' ? 'sgd' : 'adam');
+    const optimizer = this.options.optimizer ?? familyDefault<'adam' | 'sgd'>('tent', 'optimizer', ctx.family);
     this.settings = { optimizer, lr: this.options.lr ?? (optimizer === 'adam' ? 1e-3 : 2.5e-4) };
     this.network.setNormStatistics('batch');
     this.params = this.network.normAffineVariables();

@@ -27,6 +27,8 @@ export interface MethodContext {
    * scenario's source has no clean images (precorrupted files).
    */
   cleanImages?: (count: number) => Promise<tf.Tensor4D>;
+  /** Where the network was loaded from (ViDA finds its warmed-up adapters beside it). */
+  modelPath?: string;
 }
 
 export interface AdaptationMethod {

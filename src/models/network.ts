@@ -145,16 +145,30 @@ export class Network {
     }
   }
 
-  /** Every weight (trainable or not), keyed by its stable name, e.g. `s1_b0_conv1/kernel`. */
+  /**
+   * Every weight (trainable or not) keyed by its stable name, e.g. `s1_b0_conv1/kernel`,
+   * including attached adapters (`vida/<layer>/...`).
+   */
   namedWeights(): Map<string, tf.Variable> {
     const out = new Map<string, tf.Variable>();
     for (const w of this.model.weights) out.set(w.originalName, w.read() as tf.Variable);
+    for (const [name, v] of this.adapters?.namedVariables() ?? []) out.set(name, v);
     return out;
   }
 
-  /** Weights a full fine-tune trains: kernels, biases, norm affine parameters (not running stats). */
+  /**
+   * What a full fine-tune trains, by name: kernels, biases, norm affine parameters (not running
+   * statistics), and attached adapters.
+   */
+  namedTrainables(): Map<string, tf.Variable> {
+    const out = new Map<string, tf.Variable>();
+    for (const w of this.model.trainableWeights) out.set(w.originalName, w.read() as tf.Variable);
+    for (const [name, v] of this.adapters?.namedVariables() ?? []) out.set(name, v);
+    return out;
+  }
+
   trainableVariables(): tf.Variable[] {
-    return this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+    return [...this.namedTrainables().values()];
   }
 
   /** Norm layers' gamma and beta only (TENT and friends). */

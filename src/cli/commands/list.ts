@@ -5,6 +5,7 @@ import { CORRUPTIONS, EXTRA_CORRUPTIONS } from '../../streams/corruptions/index.
 import { orderingNames } from '../../streams/orderings/index.js';
 import { loadScenario, scenariosDir } from '../../streams/scenario.js';
 import { CttaError } from '../../errors.js';
+import { FAMILY_DEFAULTS } from '../../methods/family-defaults.js';
 import { listMethods } from '../../methods/index.js';
 
 const WHAT = ['methods', 'corruptions', 'scenarios', 'models', 'orderings'] as const;
@@ -23,8 +24,15 @@ Examples:
         case 'methods':
           for (const m of listMethods()) {
             const defaults = m.options.parse({});
-            const opts = Object.keys(m.options.shape ?? {}).map((k) => `${k}=${JSON.stringify(defaults[k] ?? '(unset)')}`);
+            const family = FAMILY_DEFAULTS[m.name];
+            // Options left unset take their value from the scenario family's column.
+            const opts = Object.keys(m.options.shape ?? {}).map((k) => `${k}=${defaults[k] !== undefined ? JSON.stringify(defaults[k]) : family?.small[k] !== undefined ? '(family)' : '(unset)'}`);
             console.log(`${m.name.padEnd(12)} ${m.usesLabels ? 'labels ' : 'no labels'}  ${m.description}${opts.length ? `\n${' '.repeat(24)}options: ${opts.join(', ')}` : ''}`);
+          }
+          console.log('\ndefaults per scenario family (small: CIFAR-like and Fashion-MNIST; imagenet: ImageNet-C):');
+          for (const [method, f] of Object.entries(FAMILY_DEFAULTS)) {
+            const show = (v: Record<string, unknown>) => Object.entries(v).map(([k, x]) => `${k}=${x}`).join(', ');
+            console.log(`  ${method.padEnd(10)} small: ${show(f.small).padEnd(50)} imagenet: ${show(f.imagenet)}`);
           }
           return;
         case 'corruptions':
