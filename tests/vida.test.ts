@@ -26,6 +26,7 @@ const ctx = async (extra: Record<string, unknown> = {}) => {
 
 describe('ViDA adapters', () => {
   it('fresh adapters leave the output unchanged; trained ones add scale x branch', async () => {
+    const start = tf.memory().numTensors;
     const { network } = await loadModel(MODEL);
     network.setNormStatistics('batch');
     const x = batch(1);
@@ -35,7 +36,9 @@ describe('ViDA adapters', () => {
     const init = network.logits(x);
     expect(maxAbsDiff(init, plain)).toBe(0);
     // Give every up projection weights: the output moves, linearly in each branch's scale.
-    for (const [name, v] of adapters.namedVariables()) if (name.endsWith('_up')) v.assign(tf.randomNormal(v.shape, 0, 0.05, 'float32', 2));
+    tf.tidy(() => {
+      for (const [name, v] of adapters.namedVariables()) if (name.endsWith('_up')) v.assign(tf.randomNormal(v.shape, 0, 0.05, 'float32', 2));
+    });
     adapters.scales = { low: 0, high: 0 };
     const off = network.logits(x);
     expect(maxAbsDiff(off, plain)).toBeLessThan(1e-5);
@@ -45,6 +48,7 @@ describe('ViDA adapters', () => {
     tf.dispose([x, plain, init, off, on]);
     network.dispose();
     expect(adapters.variables().length).toBe(0); // disposed with the network
+    expect(tf.memory().numTensors).toBe(start);
   });
 
   it('checkpoints carry the adapters, verified by sha256', async () => {

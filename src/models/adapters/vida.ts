@@ -98,8 +98,8 @@ export class VidaAdapters {
         const upShape = isConv ? [1, 1, rank, outChannels] : [rank, outChannels];
         const seed = rng.int(0, 2 ** 31 - 1);
         return {
-          down: tf.variable(tf.randomNormal(downShape, 0, 1 / rank, 'float32', seed)),
-          up: tf.variable(tf.zeros(upShape)),
+          down: variableFrom(tf.randomNormal(downShape, 0, 1 / rank, 'float32', seed)),
+          up: variableFrom(tf.zeros(upShape)),
           downName: `vida/${layer.name}/${part}_down`,
           upName: `vida/${layer.name}/${part}_up`,
         };
@@ -195,6 +195,13 @@ export class VidaAdapters {
     if (this.scales.high !== 0) out = tf.add(out, tf.mul(run(a.high), this.scales.high));
     return out;
   }
+}
+
+/** A trainable variable initialised from `t`, which is then freed (tf.variable keeps it alive). */
+function variableFrom(t: tf.Tensor): tf.Variable {
+  const v = tf.variable(t);
+  t.dispose();
+  return v;
 }
 
 function pairOf(v: unknown): [number, number] {
