@@ -16,7 +16,7 @@ export { createModel, listModels, resolveModelOptions } from './models/registry.
 export { loadModel, saveModel } from './models/checkpoint.js';
 export type { LoadedModel, ManifestFields, ModelManifest } from './models/checkpoint.js';
 export { Network } from './models/network.js';
-export type { ForwardResult, LayerCall, LayerHook, NetworkSpec } from './models/network.js';
+export type { AdapterSet, ForwardResult, LayerCall, LayerHook, NetworkSpec } from './models/network.js';
 export { NormLayer } from './models/norm.js';
 export type { NormStatistics } from './models/norm.js';
 export { GroupNormalization } from './models/layers/group-norm.js';
@@ -74,3 +74,12 @@ export { mergeResults } from './report/merge.js';
 export { lame, lameAffinity, lameEnergy } from './methods/lame.js';
 export type { LameOptions } from './methods/lame.js';
 export { meanEntropy } from './methods/tent.js';
+export { softCrossEntropy, emaUpdate, stochasticRestore } from './methods/teacher-student.js';
+export { homeostaticScales, viewUncertainty } from './methods/vida.js';
+export { FAMILY_DEFAULTS, familyDefault } from './methods/family-defaults.js';
+
+// Augmentation and adapters
+export { cottaAugment, drawCottaView, applyCottaView, cottaRanges } from './augment/cotta.js';
+export type { CottaAugmentOptions, CottaViewParams } from './augment/cotta.js';
+export { VidaAdapters, VIDA_ADAPTER_DEFAULTS, selectAdapterLayers } from './models/adapters/vida.js';
+export type { VidaAdapterOptions } from './models/adapters/vida.js';

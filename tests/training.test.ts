@@ -4,6 +4,7 @@ import { loadFashionMnist } from '../src/streams/datasets/fashion-mnist.js';
 import type { ImageDataset } from '../src/streams/datasets/types.js';
 import { evaluateClean } from '../src/training/evaluate.js';
 import { pretrain, PRETRAIN_DEFAULTS } from '../src/training/pretrain.js';
+import { createOptimizer, disposeOptimizer, setLearningRate } from '../src/training/optimizer.js';
 import { useWasm } from './helpers.js';
 
 // The shipped test split stands in for training data here, so the suite needs no train files:
@@ -70,5 +71,22 @@ describe('pretraining on wasm', () => {
     const ev = await evaluateClean(network, heldOut, { classes: [0, 1, 2, 3, 4] });
     expect(ev.n).toBe(Array.from(heldOut.labels).filter((l) => l < 5).length);
     network.dispose();
+  });
+});
+
+describe('optimizers', () => {
+  it('setLearningRate changes the step size of SGD, momentum and Adam', () => {
+    for (const kind of ['sgd', 'adam'] as const) {
+      for (const momentum of kind === 'sgd' ? [0, 0.9] : [0]) {
+        // Adam's first step moves each parameter by about lr; SGD's by lr * gradient (= lr here).
+        const w = tf.variable(tf.zeros([1]));
+        const opt = createOptimizer(kind, { lr: 1, momentum });
+        setLearningRate(opt, 0.01);
+        opt.minimize(() => tf.sum(w) as tf.Scalar);
+        expect(Math.abs(w.dataSync()[0]! + 0.01)).toBeLessThan(1e-4);
+        disposeOptimizer(opt);
+        w.dispose();
+      }
+    }
   });
 });
