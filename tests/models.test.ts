@@ -39,11 +39,16 @@ describe('model zoo', () => {
   });
 
   it('is seeded: same seed same weights, other seed other weights', () => {
-    const [a, b, c] = [createModel('resnet8', { seed: 1 }), createModel('resnet8', { seed: 1 }), createModel('resnet8', { seed: 2 })];
-    const wa = a.namedWeights().get('s2_b0_conv1/kernel')!;
-    expect(maxAbsDiff(wa, b.namedWeights().get('s2_b0_conv1/kernel')!)).toBe(0);
-    expect(maxAbsDiff(wa, c.namedWeights().get('s2_b0_conv1/kernel')!)).toBeGreaterThan(0);
-    [a, b, c].forEach((n) => n.dispose());
+    // Every weight, and seed 0 too (tfjs initialisers take seed 0 for "unseeded").
+    for (const seed of [0, 1]) {
+      const [a, b, c] = [createModel('resnet8', { seed }), createModel('resnet8', { seed }), createModel('resnet8', { seed: seed + 2 })];
+      const [wb, wc] = [b.namedWeights(), c.namedWeights()];
+      for (const [name, wa] of a.namedWeights()) {
+        expect(maxAbsDiff(wa, wb.get(name)!), name).toBe(0);
+        if (name.endsWith('/kernel')) expect(maxAbsDiff(wa, wc.get(name)!), name).toBeGreaterThan(0);
+      }
+      [a, b, c].forEach((n) => n.dispose());
+    }
   });
 
   it('switches BatchNorm between running and batch statistics, with alpha blending', () => {

@@ -16,7 +16,9 @@ export class GraphBuilder {
     private readonly norm: NormKind,
     private readonly groups: number,
   ) {
-    this.seedCounter = seed * 1000;
+    // + 1: tfjs initialisers treat seed 0 as "no seed" (Math.random), which left the first
+    // layer of every seed-0 model unseeded.
+    this.seedCounter = seed * 1000 + 1;
   }
 
   private nextSeed(): number {
