@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runScenario } from '../src/eval/runner.js';
+import { parseMethodEntry, planSweep, runSweep } from '../src/eval/sweep.js';
 import { createMethod } from '../src/methods/index.js';
 import { readResults } from '../src/report/results.js';
 import { summarize } from '../src/report/table.js';
@@ -41,6 +42,27 @@ function errorColumns(dir: string) {
     summarize(runs).map((r) => JSON.stringify({ method: r.method, cells: r.cells.filter((c) => !resourceColumns.has(c.column)) })),
   );
 }
+
+describe('method variants (label=method)', () => {
+  it('give each option set its own folder and table row; the default variant equals the plain method', async () => {
+    expect(parseMethodEntry('tent')).toEqual({ label: 'tent', method: 'tent' });
+    expect(parseMethodEntry('half=bn')).toEqual({ label: 'half', method: 'bn' });
+    await expectCttaError(() => parseMethodEntry('a=b=c'), /label=method/);
+    const scenario = loadScenario(scenarioFile);
+    await expectCttaError(() => planSweep([scenario], ['bn', 'bn'], [0]), /listed twice/);
+    const jobs = planSweep([scenario], ['bn', 'half=bn'], [0], { half: { alpha: 0.5 } });
+    expect(jobs.map((j) => [j.label, j.method, j.methodOptions])).toEqual([['bn', 'bn', {}], ['half', 'bn', { alpha: 0.5 }]]);
+    const out = tmp();
+    await runSweep(jobs, { out, workers: 1, backend: 'wasm', plugins: [] });
+    expect(existsSync(join(out, 'small-continual/half/seed-0.jsonl'))).toBe(true);
+    const runs = await readResults(out);
+    expect(runs.map((r) => [r.header.method, r.header.label])).toEqual([['bn', undefined], ['bn', 'half']]);
+    const rows = summarize(runs);
+    expect(rows.map((r) => r.method)).toEqual(['bn', 'half']);
+    const mean = (m: string) => rows.find((r) => r.method === m)!.cells.find((c) => c.column === 'mean')!.stat!.mean;
+    expect(mean('half')).not.toBe(mean('bn'));
+  });
+});
 
 describe('prequential runner', () => {
   it('BN beats Source on corrupted data, runs leave no tensor behind, and seeds are deterministic', async () => {

@@ -12,6 +12,11 @@ export interface RunHeader {
   scenario: string;
   scenarioHash: string;
   method: string;
+  /**
+   * The run's name in folders and tables when it is a named variant of `method`
+   * (`--methods knn1=lame`); absent when the name is the method's.
+   */
+  label?: string;
   /** Options after defaults were filled in. */
   methodOptions: Record<string, unknown>;
   seed: number;

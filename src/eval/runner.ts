@@ -32,6 +32,8 @@ export interface RunOptions {
   scenario: Scenario;
   method: string;
   methodOptions?: Record<string, unknown>;
+  /** Name of this variant in folders and tables (default: the method's name). */
+  label?: string;
   seed: number;
   /** Results directory; no file is written when undefined. */
   out?: string;
@@ -88,7 +90,9 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
       node: process.version,
       startedAt: new Date().toISOString(),
     };
-    if (o.out) writer = new ResultWriter(runFile(o.out, scenario.name, method.name, seed), header);
+    const label = o.label ?? method.name;
+    if (label !== method.name) header.label = label;
+    if (o.out) writer = new ResultWriter(runFile(o.out, scenario.name, label, seed), header);
     await method.init({
       network,
       rng: Rng.derive(seed, 'method', method.name),

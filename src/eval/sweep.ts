@@ -15,16 +15,34 @@ export interface SweepJob {
   scenarioFile: string;
   scenario: string;
   method: string;
+  /** The run's name in folders, tables and `--set` (a variant label, or the method's name). */
+  label: string;
   methodOptions: Record<string, unknown>;
   seed: number;
 }
 
-/** The grid in a stable order: scenarios as given, then methods, then seeds. */
+/**
+ * A methods-list entry: `tent`, or `label=method` for a named variant (`knn1=lame` with
+ * `--set knn1.k=1`), so several option sets of one method get their own folders and table rows.
+ */
+export function parseMethodEntry(entry: string): { label: string; method: string } {
+  const m = /^(?:([A-Za-z][\w-]*)=)?([^=\s]+)$/.exec(entry.trim());
+  if (!m) {
+    throw new CttaError(`"${entry}" is not a method name or label=method`, { fix: 'e.g. --methods source,tent,knn1=lame --set knn1.k=1' });
+  }
+  return { label: m[1] ?? m[2]!, method: m[2]! };
+}
+
+/** The grid in a stable order: scenarios as given, then methods, then seeds. Options are keyed by label. */
 export function planSweep(scenarios: Scenario[], methods: string[] | undefined, seeds: number[] | undefined, methodOptions: Record<string, Record<string, unknown>> = {}): SweepJob[] {
   const jobs: SweepJob[] = [];
   for (const s of scenarios) {
-    for (const method of methods ?? s.methods) {
-      for (const seed of seeds ?? s.seeds) jobs.push({ scenarioFile: s.file, scenario: s.name, method, methodOptions: methodOptions[method] ?? {}, seed });
+    const entries = (methods ?? s.methods).map(parseMethodEntry);
+    const labels = entries.map((e) => e.label);
+    const twice = labels.find((l, i) => labels.indexOf(l) !== i);
+    if (twice) throw new CttaError(`method "${twice}" is listed twice`, { fix: 'give variants of one method their own labels: --methods a=lame,b=lame' });
+    for (const { label, method } of entries) {
+      for (const seed of seeds ?? s.seeds) jobs.push({ scenarioFile: s.file, scenario: s.name, method, label, methodOptions: methodOptions[label] ?? {}, seed });
     }
   }
   return jobs;
@@ -64,7 +82,7 @@ export interface SweepOptions {
 export async function runSweep(jobs: SweepJob[], o: SweepOptions): Promise<number> {
   const todo: SweepJob[] = [];
   for (const job of jobs) {
-    const file = runFile(o.out, job.scenario, job.method, job.seed);
+    const file = runFile(o.out, job.scenario, job.label, job.seed);
     if (isFinished(file)) o.onEvent?.({ type: 'skip', job, file });
     else todo.push(job);
   }
@@ -74,6 +92,7 @@ export async function runSweep(jobs: SweepJob[], o: SweepOptions): Promise<numbe
       const r = await runScenario({
         scenario: loadScenario(job.scenarioFile),
         method: job.method,
+        label: job.label,
         methodOptions: job.methodOptions,
         seed: job.seed,
         out: o.out,
@@ -121,7 +140,7 @@ async function runInWorkers(jobs: SweepJob[], o: SweepOptions): Promise<void> {
         } else if (m.type === 'error') {
           void worker.terminate();
           const e = m.error!;
-          rejectAll(new CttaError(`${current?.scenario}/${current?.method}/seed-${current?.seed}: ${e.message}`, { fix: e.fix, exitCode: e.exitCode ?? 1 }));
+          rejectAll(new CttaError(`${current?.scenario}/${current?.label}/seed-${current?.seed}: ${e.message}`, { fix: e.fix, exitCode: e.exitCode ?? 1 }));
         }
       });
       worker.on('error', (err) => rejectAll(err));

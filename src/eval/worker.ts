@@ -22,6 +22,7 @@ try {
     runScenario({
       scenario: loadScenario(job.scenarioFile),
       method: job.method,
+      label: job.label,
       methodOptions: job.methodOptions,
       seed: job.seed,
       out,

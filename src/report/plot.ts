@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import type { TopLevelSpec } from 'vega-lite';
 import { CttaError } from '../errors.js';
 import type { BatchRecord } from '../eval/records.js';
-import { compareStrings, type RunResult } from './results.js';
+import { compareStrings, runName, type RunResult } from './results.js';
 import { describe, fixed, orderMethods, summarize, type Spread } from './table.js';
 
 export type PlotKind = 'online' | 'domains' | 'matrix';
@@ -41,8 +41,8 @@ const MAX_BOUNDARIES = 60;
 export function plotRuns(runs: RunResult[], options: PlotOptions): TopLevelSpec {
   const scenario = pickScenario(runs, options.scenario);
   const ofScenario = runs.filter((r) => r.header.scenario === scenario);
-  const methods = orderMethods(ofScenario.map((r) => r.header.method), options.methods, scenario);
-  const byMethod = methods.map((m) => ofScenario.filter((r) => r.header.method === m).sort((a, b) => a.header.seed - b.header.seed));
+  const methods = orderMethods(ofScenario.map((r) => runName(r.header)), options.methods, scenario);
+  const byMethod = methods.map((m) => ofScenario.filter((r) => runName(r.header) === m).sort((a, b) => a.header.seed - b.header.seed));
   switch (options.kind) {
     case 'online':
       return onlineSpec(scenario, methods, byMethod, options.maxPoints ?? 500);

@@ -18,6 +18,11 @@ export interface RunResult {
   summary: RunSummary;
 }
 
+/** A run's name in tables and plots: its variant label, else its method. */
+export function runName(header: Pick<RunHeader, 'method' | 'label'>): string {
+  return header.label ?? header.method;
+}
+
 /** A finished run's file, found by walking a results directory (nothing parsed yet). */
 export interface RunFile {
   file: string;
@@ -40,6 +45,7 @@ const headerSchema = z.looseObject({
   format: z.string(),
   scenario: z.string().min(1),
   method: z.string().min(1),
+  label: z.string().min(1).optional(),
   seed: z.number().int().nonnegative(),
   domains: z.array(z.string()),
   tasks: z.array(z.string()),
@@ -86,8 +92,8 @@ export async function readResults(dir: string): Promise<RunResult[]> {
   for (let k = 1; k < runs.length; k++) {
     const a = runs[k - 1]!.header;
     const b = runs[k]!.header;
-    if (a.scenario === b.scenario && a.method === b.method && a.seed === b.seed) {
-      throw new CttaError(`${runs[k - 1]!.file} and ${runs[k]!.file} are both ${a.scenario} / ${a.method} / seed ${a.seed}`, {
+    if (a.scenario === b.scenario && runName(a) === runName(b) && a.seed === b.seed) {
+      throw new CttaError(`${runs[k - 1]!.file} and ${runs[k]!.file} are both ${a.scenario} / ${runName(a)} / seed ${a.seed}`, {
         fix: 'keep one of them (move the other out of the results directory)',
       });
     }
@@ -98,7 +104,7 @@ export async function readResults(dir: string): Promise<RunResult[]> {
 function compareRuns(a: RunResult, b: RunResult): number {
   return (
     compareStrings(a.header.scenario, b.header.scenario) ||
-    compareStrings(a.header.method, b.header.method) ||
+    compareStrings(runName(a.header), runName(b.header)) ||
     a.header.seed - b.header.seed ||
     compareStrings(a.file, b.file)
   );

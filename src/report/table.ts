@@ -9,7 +9,7 @@
  */
 import { stringify } from 'csv-stringify/sync';
 import { CttaError } from '../errors.js';
-import { compareStrings, type RunResult } from './results.js';
+import { compareStrings, runName, type RunResult } from './results.js';
 
 /** A column's value over seeds. */
 export interface Stat {
@@ -84,8 +84,8 @@ export function summarize(runs: RunResult[], options: SummarizeOptions = {}): Ta
     if (options.scenario !== undefined && scenario !== options.scenario) continue;
     const ofScenario = runs.filter((r) => r.header.scenario === scenario);
     checkSameScenario(ofScenario);
-    for (const method of orderMethods(ofScenario.map((r) => r.header.method), options.methods, scenario)) {
-      const group = ofScenario.filter((r) => r.header.method === method).sort((a, b) => a.header.seed - b.header.seed);
+    for (const method of orderMethods(ofScenario.map((r) => runName(r.header)), options.methods, scenario)) {
+      const group = ofScenario.filter((r) => runName(r.header) === method).sort((a, b) => a.header.seed - b.header.seed);
       rows.push(summarizeGroup(scenario, method, group));
     }
   }

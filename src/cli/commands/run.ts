@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { setBackend } from '../../backend/index.js';
+import { CttaError } from '../../errors.js';
 import { runSweep, parseShard, planSweep, shardJobs, type SweepEvent } from '../../eval/sweep.js';
 import { createMethod, loadPlugin } from '../../methods/index.js';
 import { readResults } from '../../report/results.js';
@@ -15,7 +16,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 function parseSet(entries: string[]): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
   for (const e of entries) {
-    const m = /^([a-z][\w-]*)\.([A-Za-z_]\w*)=(.*)$/.exec(e);
+    const m = /^([A-Za-z][\w-]*)\.([A-Za-z_]\w*)=(.*)$/.exec(e);
     if (!m) throw new InvalidArgumentError(`--set "${e}" is not method.option=value (e.g. --set bn.alpha=0.5)`);
     let value: unknown = m[3];
     try {
@@ -32,10 +33,10 @@ export function runCommand(): Command {
   return new Command('run')
     .description('run scenarios x methods x seeds prequentially and write results (finished runs are skipped)')
     .argument('<scenario...>', 'scenario files or shipped names (ctta list scenarios)')
-    .option('--methods <list>', 'comma-separated methods (default: each scenario\'s "methods")', list)
+    .option('--methods <list>', 'comma-separated methods; label=method names a variant (default: each scenario\'s "methods")', list)
     .option('--seeds <list>', 'comma-separated seeds (default: each scenario\'s "seeds")', (v) => list(v).map((s) => intOption('--seeds')(s)))
     .option('--out <dir>', 'results directory (results/ holds the published reference results)', 'runs')
-    .option('--set <method.option=value>', 'method option, repeatable (e.g. --set bn.alpha=0.5)', collect, [])
+    .option('--set <method.option=value>', 'method (or variant label) option, repeatable (e.g. --set bn.alpha=0.5)', collect, [])
     .option('--workers <n>', 'parallel worker threads, one backend each', intOption('--workers', 1), 1)
     .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the grid (then ctta merge)')
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
@@ -47,6 +48,8 @@ export function runCommand(): Command {
 Examples:
   ctta run fmnist-c-continual --methods source,bn
   ctta run fmnist-c-continual --methods bn --set bn.alpha=0.1 --seeds 0 --out results/alpha
+  # two variants of one method side by side: label=method, options set by label
+  ctta run fmnist-c-dirichlet-sorted --methods source,lame,knn1=lame --set knn1.affinity=knn --set knn1.k=1
   ctta run fmnist-c-continual fmnist-c-dirichlet --workers 2
   ctta run fmnist-c-continual --shard 1/2 --out part1     # on machine 1; --shard 2/2 on machine 2
   ctta merge part1 part2 --out results && ctta table results
@@ -59,7 +62,16 @@ Killing a sweep loses only the runs in progress: run the same command again to f
       const methodOptions = parseSet(o.set);
       let jobs = planSweep(scenarios, o.methods, o.seeds, methodOptions);
       // Unknown names and bad options fail before any work starts.
-      for (const m of new Set(jobs.map((j) => j.method))) createMethod(m, methodOptions[m] ?? {}).dispose();
+      const checked = new Set<string>();
+      for (const j of jobs) {
+        if (checked.has(j.label)) continue;
+        checked.add(j.label);
+        createMethod(j.method, j.methodOptions).dispose();
+      }
+      const unused = Object.keys(methodOptions).filter((l) => !checked.has(l));
+      if (unused.length > 0) {
+        throw new CttaError(`--set names "${unused[0]}", which is not among the methods run (${[...checked].join(', ')})`, { fix: 'use the label given in --methods (label=method) or the method name' });
+      }
       if (o.shard) jobs = shardJobs(jobs, parseShard(o.shard));
       const backend = await setBackend(o.backend);
       const quiet = o.quiet || o.json;
@@ -67,7 +79,7 @@ Killing a sweep loses only the runs in progress: run the same command again to f
       let runStarted = Date.now();
       const started = Date.now();
       const onEvent = (e: SweepEvent) => {
-        const label = `${e.job.scenario} ${e.job.method} seed ${e.job.seed}`;
+        const label = `${e.job.scenario} ${e.job.label} seed ${e.job.seed}`;
         if (e.type === 'skip' && !quiet) process.stderr.write(`skip ${label} (finished: ${e.file})\n`);
         if (o.workers > 1) {
           if (e.type === 'done' && !quiet) process.stderr.write(`done ${label}: mean error ${(e.summary.meanError * 100).toFixed(1)}%, ${e.summary.imagesPerSecond.toFixed(0)} img/s [worker ${e.worker}]\n`);
