@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +6,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadFashionMnist, shippedFashionMnistDir } from '../src/streams/datasets/fashion-mnist.js';
 import { writeIdx } from '../src/streams/datasets/idx.js';
-import { runCli } from './helpers.js';
+import { ROOT, runCli } from './helpers.js';
 
 // A data folder whose "train" split is the first 8,000 shipped test images and whose "test"
 // split is the last 2,000: the CLI trains and evaluates without Debian's package or a network.
@@ -25,6 +26,13 @@ beforeAll(async () => {
 });
 
 describe('ctta CLI', () => {
+  it('the built bin is executable as the package.json bin entry (what npx ctta runs)', () => {
+    const bin = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).bin.ctta as string;
+    const r = spawnSync(join(ROOT, bin), ['--version'], { encoding: 'utf8' });
+    expect(r.error?.message ?? '').toBe('');
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
   it('pretrain: 1 seeded epoch on 2,000 images beats chance, and eval reproduces the manifest accuracy', () => {
     const r = runCli(['pretrain', '--backend', 'wasm', '--data-dir', dataDir, '--epochs', '1', '--limit', '2000', '--batch-size', '32', '--seed', '2', '--quiet', '--out', modelDir]);
     expect(r.stderr).toBe('');
