@@ -5,7 +5,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-/** Pads height and width by `p` pixels on every side, repeating the border pixels. */
+/**
+ * Pads height and width by `p` pixels on every side, repeating the border pixels: the CoTTA
+ * authors' step before the affine. `applyCottaView` gets the same pixels from the affine's edge
+ * fill; this and `centerCrop` stay as the reference its test compares against.
+ */
 export function padEdge(x: tf.Tensor4D, p: number): tf.Tensor4D {
   if (p === 0) return tf.clone(x);
   return tf.tidy(() => {
