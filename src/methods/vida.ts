@@ -87,6 +87,8 @@ export class VidaMethod implements AdaptationMethod {
   private adapterOptimizer?: tf.Optimizer;
   private pending?: tf.NamedTensorMap;
   private rng!: Rng;
+  /** The student's adapter variables: the parameter group with its own learning rate. */
+  private adapterVariables = new Set<tf.Variable>();
   private settings!: { threshold: number; lr: number; adapterLr: number };
   /** Uncertainty of the last batch (inspection, tests). */
   lastUncertainty = 0;
@@ -106,6 +108,7 @@ export class VidaMethod implements AdaptationMethod {
     this.student.setNormStatistics('batch');
     this.teacher = await this.student.clone();
     this.source = new WeightSnapshot(this.student);
+    this.adapterVariables = new Set(this.student.adapters!.namedVariables().values());
     this.newOptimizers();
   }
 
@@ -169,10 +172,9 @@ export class VidaMethod implements AdaptationMethod {
   async adapt(): Promise<void> {
     if (!this.pending) return;
     // Split the gradients by parameter group: adapters get their own (smaller) learning rate.
-    const adapterNames = new Set(this.student.adapters!.namedVariables().values());
     const backbone: tf.NamedTensorMap = {};
     const adapters: tf.NamedTensorMap = {};
-    for (const v of this.student.trainableVariables()) (adapterNames.has(v) ? adapters : backbone)[v.name] = this.pending[v.name]!;
+    for (const v of this.student.trainableVariables()) (this.adapterVariables.has(v) ? adapters : backbone)[v.name] = this.pending[v.name]!;
     this.backboneOptimizer!.applyGradients(backbone);
     this.adapterOptimizer!.applyGradients(adapters);
     this.dropPending();
