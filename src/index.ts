@@ -12,7 +12,10 @@ export type { BackendInfo, BackendName } from './backend/index.js';
 export { registerWasmKernels } from './backend/wasm-kernels.js';
 
 // Models
-export { createModel, listModels, resolveModelOptions } from './models/registry.js';
+export { createModel, listModels, resolveModelOptions, registerModel, commonModelOptions, isZooModel } from './models/registry.js';
+export type { ModelDefinition } from './models/registry.js';
+export { Registry } from './util/registry.js';
+export type { RegistryOptions } from './util/registry.js';
 export { loadModel, saveModel } from './models/checkpoint.js';
 export type { LoadedModel, ManifestFields, ModelManifest } from './models/checkpoint.js';
 export { Network } from './models/network.js';
@@ -36,6 +39,8 @@ export {
   isCorruptionName,
 } from './streams/corruptions/index.js';
 export type { CorruptionName, Image, Severity } from './streams/corruptions/index.js';
+export { registerCorruption, corruptionNames } from './streams/corruptions/index.js';
+export type { CorruptionDefinition, BuiltinCorruptionName, CorruptionFn, CorruptionRng } from './streams/corruptions/index.js';
 export * from './streams/orderings/index.js';
 
 // Training and clean evaluation
@@ -46,20 +51,28 @@ export type { CleanEvaluation } from './training/evaluate.js';
 export { imageBatch } from './training/batches.js';
 
 // Scenarios and streams
-export { loadScenario, parseScenario, resolveScenarioPath, scenariosDir, SCENARIO_DATASETS } from './streams/scenario.js';
+export { loadScenario, parseScenario, resolveScenarioPath, scenariosDir, SCENARIO_DATASETS, PRECORRUPTED, scenarioDatasetNames } from './streams/scenario.js';
 export type { DomainSpec, Scenario, ScenarioDataset } from './streams/scenario.js';
 export { openStream, planBatches, batchTensor, Stream } from './streams/stream.js';
 export type { OpenStreamOptions, StreamBatch } from './streams/stream.js';
-export { engineSource, openSource } from './streams/sources.js';
+export { engineSource, openSource, loadScenarioDataset } from './streams/sources.js';
+export { cleanImageSource } from './streams/clean-images.js';
+export type { CleanImages } from './streams/clean-images.js';
 export type { DomainImageSource, SourceOptions } from './streams/sources.js';
 export { renderPreview } from './streams/preview.js';
 
 // Methods, runner, results
-export { createMethod, getMethodDefinition, listMethods, loadPlugin, registerMethod } from './methods/index.js';
-export type { AdaptationMethod, MethodContext, MethodDefinition } from './methods/index.js';
+export { createMethod, datasetDefaults, getMethodDefinition, listMethods, loadPlugin, registerMethod, resolveMethodOptions } from './methods/index.js';
+export type { AdaptationMethod, Diagnostics, MethodContext, MethodDefinition } from './methods/index.js';
+export { FrozenMethod, networkBytes, tensorBytes } from './methods/base/frozen-method.js';
+export { GradientMethod, optimizerBytes } from './methods/base/gradient-method.js';
+export type { Objective, OptimizerSpec } from './methods/base/gradient-method.js';
 export { WeightSnapshot } from './models/snapshot.js';
 export { runScenario } from './eval/runner.js';
-export type { RunOptions, RunProgress } from './eval/runner.js';
+export type { RunOptions, RunOutcome, RunProgress } from './eval/runner.js';
+export { openRun } from './eval/run-setup.js';
+export type { OpenRun, RunSpec } from './eval/run-setup.js';
+export { LabelSpace } from './eval/label-space.js';
 export { planSweep, runSweep, shardJobs, parseShard } from './eval/sweep.js';
 export type { SweepEvent, SweepJob, SweepOptions } from './eval/sweep.js';
 export { CalibrationBins, matrixMetrics } from './eval/metrics.js';
@@ -74,9 +87,8 @@ export { mergeResults } from './report/merge.js';
 export { lame, lameAffinity, lameEnergy } from './methods/lame.js';
 export type { LameOptions } from './methods/lame.js';
 export { meanEntropy } from './methods/tent.js';
-export { softCrossEntropy, emaUpdate, stochasticRestore } from './methods/teacher-student.js';
+export { softCrossEntropy, symmetricCrossEntropy, emaUpdate, stochasticRestore } from './methods/teacher-student.js';
 export { homeostaticScales, viewUncertainty } from './methods/vida.js';
-export { FAMILY_DEFAULTS, familyDefault } from './methods/family-defaults.js';
 
 // Augmentation and adapters
 export { cottaAugment, drawCottaView, applyCottaView, cottaRanges } from './augment/cotta.js';

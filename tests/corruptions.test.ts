@@ -11,8 +11,11 @@ import {
   EXTRA_CORRUPTIONS,
   corruptBatch,
   corruptImage,
+  corruptionNames,
   encodeJpeg,
   frostDir,
+  isCorruptionName,
+  registerCorruption,
 } from '../src/streams/corruptions/index.js';
 import type { Image, Severity } from '../src/streams/corruptions/index.js';
 
@@ -316,5 +319,39 @@ describe('frost', () => {
     const { std } = meanStd(out.data);
     expect(Math.max(...out.data)).toBeLessThanOrEqual(Math.trunc(0.45 * 255));
     expect(std).toBeGreaterThan(1);
+  });
+});
+
+describe('registerCorruption', () => {
+  it('adds a corruption that corruptImage and corruptBatch run with its own per-image random stream', async () => {
+    expect(isCorruptionName('salt')).toBe(false);
+    // Severity s turns 10*s% of the pixels white, drawn from the rng ctta derives per image.
+    registerCorruption({
+      name: 'salt',
+      apply: (img, severity, rng) => {
+        const data = img.data.slice();
+        for (let i = 0; i < data.length; i++) if (rng.float() < severity / 10) data[i] = 255;
+        return { ...img, data };
+      },
+    });
+    expect(isCorruptionName('salt')).toBe(true);
+    expect(corruptionNames()).toEqual([...ALL, 'salt']);
+    const img = fashionMnist(2);
+    const a = await corruptImage(img[0]!, 'salt', 5, { seed: 3, index: 7 });
+    const again = await corruptImage(img[0]!, 'salt', 5, { seed: 3, index: 7 });
+    const other = await corruptImage(img[0]!, 'salt', 5, { seed: 3, index: 8 });
+    expect(Buffer.from(a.data).equals(Buffer.from(again.data))).toBe(true);
+    expect(Buffer.from(a.data).equals(Buffer.from(other.data))).toBe(false);
+    const white = a.data.filter((v) => v === 255).length;
+    expect(white / 784).toBeGreaterThan(0.35);
+    expect(white / 784).toBeLessThan(0.75);
+    // Image i of a batch equals the single image at its dataset index.
+    const both = new Uint8Array([...img[0]!.data, ...img[1]!.data]);
+    const batch = await corruptBatch(both, 2, 28, 28, 1, 'salt', 5, { seed: 3, startIndex: 0, indices: [7, 9] });
+    expect(Buffer.from(batch.subarray(0, 784)).equals(Buffer.from(a.data))).toBe(true);
+    // Unknown names now list it; "none" (the clean domain) cannot be taken.
+    const err = await corruptImage(img[0]!, 'slat', 1, { seed: 0, index: 0 }).catch((e: unknown) => e);
+    expect((err as CttaError).fix).toMatch(/jpeg_compression.*saturate, salt$/);
+    expect(() => registerCorruption({ name: 'none', apply: (i) => i })).toThrow(/reserved/);
   });
 });

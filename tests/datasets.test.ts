@@ -12,7 +12,11 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { CttaError } from '../src/errors.js';
 import {
   FASHION_MNIST_CLASSES,
+  datasetDefaultsKey,
   datasetNames,
+  listDatasets,
+  registerDataset,
+  type ImageDataset,
   encodeIdx,
   fashionMnistCacheDir,
   loadDataset,
@@ -440,5 +444,60 @@ describe('loadDataset', () => {
     expect(err.message).toContain('fashion-mnsit');
     expect(err.message).toContain('fashion-mnist');
     expect(basename(dir)).toMatch(/^registry/);
+  });
+});
+
+describe('registerDataset', () => {
+  const tiny = (name: string, n: number): ImageDataset => ({
+    name,
+    split: 'test',
+    images: new Uint8Array(n * 4).fill(7),
+    labels: Int32Array.from({ length: n }, (_, i) => i % 2),
+    n,
+    height: 2,
+    width: 2,
+    channels: 1,
+    classNames: ['a', 'b'],
+    source: '(memory)',
+  });
+
+  it('takes a name and a loader, or a definition with its defaults row', async () => {
+    registerDataset('two-arg', async (split) => ({ ...tiny('two-arg', 3), split }));
+    registerDataset({ name: 'declared', load: async () => tiny('declared', 5), defaults: 'cifar100', description: 'five images' });
+    expect(datasetNames()).toEqual(['cifar10', 'cifar100', 'declared', 'fashion-mnist', 'two-arg']);
+    expect((await loadDataset('two-arg', 'train')).split).toBe('train');
+    expect((await loadDataset('declared', 'test')).n).toBe(5);
+    expect(listDatasets().find((d) => d.name === 'declared')).toMatchObject({ defaults: 'cifar100', description: 'five images' });
+    // The defaults row: the shipped datasets and their -C files, then the declared one ('cifar10' if none).
+    const rows = ['fashion-mnist', 'cifar10', 'cifar10-c', 'cifar100', 'cifar100-c', 'imagenet-c', 'declared', 'two-arg'].map(datasetDefaultsKey);
+    expect(rows).toEqual(['fashion-mnist', 'cifar10', 'cifar10', 'cifar100', 'cifar100', 'imagenet', 'cifar100', 'cifar10']);
+    const err = (() => {
+      try {
+        datasetDefaultsKey('nope');
+      } catch (e) {
+        return e as CttaError;
+      }
+    })();
+    expect(err?.toLine()).toMatch(/unknown dataset "nope".*use one of: fashion-mnist, cifar10, cifar100, two-arg, declared/);
+  });
+
+  it('keeps the pre-corrupted names for their readers and checks the loader', async () => {
+    expect(() => registerDataset('cifar10-c', async () => tiny('x', 1))).toThrow(/dataset name "cifar10-c" is reserved/);
+    expect(() => registerDataset('Bad Name', async () => tiny('x', 1))).toThrow(/not valid/);
+    expect(() => registerDataset({ name: 'no-loader' } as never)).toThrow(/no loader/);
+  });
+
+  it('loads CIFAR through the registry, from --data-dir only', async () => {
+    const err = await rejection(loadDataset('cifar10', 'test'));
+    expect(err.toLine()).toMatch(/cifar10 .*cannot download.*--data-dir/);
+    const dir = await freshDir('cifar');
+    // Two CIFAR-10 records: label byte + 3072 pixel bytes each.
+    const records = new Uint8Array(2 * 3073);
+    records[0] = 3;
+    records[3073] = 8;
+    records.fill(200, 1, 3073);
+    await writeFile(join(dir, 'test_batch.bin'), records);
+    const ds = await loadDataset('cifar10', 'test', { dataDir: dir });
+    expect([ds.name, ds.n, ds.height, ds.channels, Array.from(ds.labels)]).toEqual(['cifar10', 2, 32, 3, [3, 8]]);
   });
 });

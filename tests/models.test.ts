@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Network } from '../src/models/network.js';
-import { createModel, listModels } from '../src/models/registry.js';
+import { z } from 'zod';
+import { commonModelOptions, createModel, isZooModel, listModels, registerModel } from '../src/models/registry.js';
 import { expectCttaError, maxAbsDiff, useWasm } from './helpers.js';
 
 beforeAll(useWasm);
@@ -115,5 +116,37 @@ describe('model zoo', () => {
     await expectCttaError(() => net.logits(x), /\[2, 32, 32, 3\].*\[N, 28, 28, 1\]/);
     x.dispose();
     net.dispose();
+  });
+
+  it('builds a model added with registerModel, with its validated options, and lists it', async () => {
+    const tinyOptions = z.strictObject({ ...commonModelOptions, filters: z.number().int().positive().default(4) });
+    registerModel({
+      name: 'tiny_cnn',
+      description: 'one conv, BN, dense',
+      schema: tinyOptions,
+      build: (o) =>
+        tf.sequential({
+          layers: [
+            tf.layers.conv2d({ inputShape: o.inputShape, filters: o.filters, kernelSize: 3, kernelInitializer: tf.initializers.glorotUniform({ seed: o.seed }) }),
+            tf.layers.batchNormalization(),
+            tf.layers.flatten(),
+            tf.layers.dense({ units: o.numClasses, kernelInitializer: tf.initializers.glorotUniform({ seed: o.seed + 1 }) }),
+          ],
+        }),
+    });
+    expect(isZooModel('tiny_cnn')).toBe(true);
+    expect(listModels().at(-1)).toEqual({ name: 'tiny_cnn', description: 'one conv, BN, dense' });
+    const net = createModel('tiny_cnn', { inputShape: [8, 8, 1], numClasses: 3, filters: 2 });
+    expect(net.spec).toEqual({ architecture: 'tiny_cnn', options: { inputShape: [8, 8, 1], numClasses: 3, norm: 'batch', groups: 8, seed: 0, filters: 2 } });
+    expect(net.numClasses).toBe(3);
+    expect(net.norms.length).toBe(1);
+    const x = tf.zeros([2, 8, 8, 1]) as tf.Tensor4D;
+    const logits = net.logits(x);
+    expect(logits.shape).toEqual([2, 3]);
+    tf.dispose([x, logits]);
+    net.dispose();
+    // Its options are validated like the shipped ones', and unknown names list it.
+    await expectCttaError(() => createModel('tiny_cnn', { filterz: 2 }), /model "tiny_cnn": option filterz.*valid options: .*filters/);
+    await expectCttaError(() => createModel('tiny'), /unknown model "tiny".*use one of: resnet8, .*tiny_cnn/);
   });
 });

@@ -9,9 +9,11 @@ import {
   domainIncremental,
   gradual,
   imbalanced,
+  isOrderingName,
   makeOrdering,
   mixed,
   orderingNames,
+  registerOrdering,
   resetEachShift,
   type DomainInput,
   type Ordering,
@@ -374,5 +376,33 @@ describe('all orderings', () => {
   it('accept a dataset-like source and use its class count', () => {
     const o = continual({ labels: LABELS, classNames: Array.from({ length: 12 }, (_, i) => `c${i}`) }, THREE, {}, 0);
     expect(o.numClasses).toBe(12);
+  });
+});
+
+describe('registerOrdering', () => {
+  it('adds an ordering makeOrdering dispatches to, listed after the shipped ones', () => {
+    expect(isOrderingName('reversed')).toBe(false);
+    registerOrdering({
+      name: 'reversed',
+      description: 'continual, each domain shown back to front',
+      create: (source, domains, params, seed) => {
+        const o = continual(source, domains, params as Parameters<typeof continual>[2], seed);
+        return { ...o, kind: 'reversed', order: o.order.slice().reverse(), domain: o.domain.slice().reverse(), severity: o.severity.slice().reverse() };
+      },
+    });
+    expect(isOrderingName('reversed')).toBe(true);
+    expect(orderingNames()).toEqual(['continual', 'reset_each_shift', 'gradual', 'mixed', 'dirichlet', 'class_incremental', 'domain_incremental', 'imbalanced', 'reversed']);
+    const a = makeOrdering('reversed', LABELS, THREE, { samplesPerDomain: 10 }, 4);
+    const c = continual(LABELS, THREE, { samplesPerDomain: 10 }, 4);
+    expect(a.kind).toBe('reversed');
+    expect(Array.from(a.order)).toEqual(Array.from(c.order).reverse());
+    let caught: unknown;
+    try {
+      makeOrdering('reversd', LABELS, THREE, {}, 0);
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(CttaError);
+    expect((caught as CttaError).fix).toMatch(/^use one of: continual, .*imbalanced, reversed$/);
   });
 });

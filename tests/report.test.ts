@@ -6,8 +6,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { BatchRecord, RunHeader, RunSummary } from '../src/eval/records.js';
 import { mergeResults } from '../src/report/merge.js';
 import { plotRuns, renderPng, renderSvg } from '../src/report/plot.js';
-import { listRunFiles, readResults, type RunResult } from '../src/report/results.js';
-import { describe as stat, formatCell, formatCsv, formatMarkdown, summarize, tQuantile975 } from '../src/report/table.js';
+import { listRunFiles, readResults, type FinishedRun } from '../src/report/results.js';
+import { describe as stat, formatCell, formatCsv, formatMarkdown, summarize, summarizeDiagnostics, tQuantile975 } from '../src/report/table.js';
+import { ResultWriter, runFile } from '../src/eval/result-writer.js';
 import { tableCommand } from '../src/cli/commands/table.js';
 import { plotCommand } from '../src/cli/commands/plot.js';
 import { mergeCommand } from '../src/cli/commands/merge.js';
@@ -87,7 +88,7 @@ function oclRecords(): (RunHeader | BatchRecord | RunSummary)[] {
 
 let root: string;
 let full: string;
-let runs: RunResult[];
+let runs: FinishedRun[];
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'ctta-report-'));
@@ -286,24 +287,24 @@ describe('plots', () => {
   });
 });
 
-describe('CLI commands', () => {
-  async function run(command: ReturnType<typeof tableCommand>, args: string[]): Promise<{ out: string; err: string }> {
-    let out = '';
-    let err = '';
-    const write = process.stdout.write;
-    const log = console.log;
-    command.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
-    process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-    console.log = (...a: unknown[]) => void (out += a.join(' ') + '\n');
-    try {
-      await command.parseAsync(args, { from: 'user' });
-    } finally {
-      process.stdout.write = write;
-      console.log = log;
-    }
-    return { out, err };
+async function run(command: ReturnType<typeof tableCommand>, args: string[]): Promise<{ out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const write = process.stdout.write;
+  const log = console.log;
+  command.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
+  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+  console.log = (...a: unknown[]) => void (out += a.join(' ') + '\n');
+  try {
+    await command.parseAsync(args, { from: 'user' });
+  } finally {
+    process.stdout.write = write;
+    console.log = log;
   }
+  return { out, err };
+}
 
+describe('CLI commands', () => {
   it('table, plot and merge write what the library gives; bad options fail with a message', async () => {
     const md = await run(tableCommand(), [full, '--scenario', 'toy']);
     expect(md.out).toBe(formatMarkdown(summarize(runs, { scenario: 'toy' })));
@@ -320,3 +321,129 @@ describe('CLI commands', () => {
     expect(JSON.parse(merged.out)).toMatchObject({ runs: 7, copied: 7, identical: 1 });
   });
 });
+
+// Per-batch diagnostics, written by the ResultWriter as the runner does: scenario "toy" with
+// source (2 seeds, no diagnostics), eata (2 seeds: selected, reliable), sar (1 seed: reliable,
+// recovered). Means per run over its 6 batches, then over seeds:
+//   eata selected: seed 0 10..60 -> 35, seed 1 20..70 -> 45: 40 ± std 7.07; reliable 1,1,1,0,0,0 -> 0.5
+//   sar reliable 1,1,1,1,0,0 -> 0.667; recovered 0,0,0,0,1,0 -> 0.167
+const DIAGNOSTICS: Record<string, ((k: number, seed: number) => Record<string, number>) | undefined> = {
+  source: undefined,
+  eata: (k, seed) => ({ selected: 10 * (k + 1) + 10 * seed, reliable: k < 3 ? 1 : 0 }),
+  sar: (k) => ({ reliable: k < 4 ? 1 : 0, recovered: k === 4 ? 1 : 0 }),
+};
+
+function writeWithDiagnostics(dir: string, method: string, seed: number): void {
+  const [h, ...rest] = cttaRecords(method === 'source' ? 'source' : 'tent', seed);
+  const writer = new ResultWriter(runFile(dir, 'toy', method, seed), { ...(h as RunHeader), method });
+  const diagnostics = DIAGNOSTICS[method];
+  for (const b of rest.slice(0, -1) as BatchRecord[]) writer.batch(diagnostics ? { ...b, diagnostics: diagnostics(b.i, seed) } : b);
+  writer.finish(rest[rest.length - 1] as RunSummary);
+}
+
+/** RFC 4180 enough for our tables: quoted fields with doubled quotes, commas, newlines. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let k = 0; k < text.length; k++) {
+    const c = text[k]!;
+    if (quoted) {
+      if (c === '"' && text[k + 1] === '"') (field += '"'), k++;
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"' && field === '') quoted = true;
+    else if (c === ',') row.push(field), (field = '');
+    else if (c === '\n') row.push(field), rows.push(row), (row = []), (field = '');
+    else field += c;
+  }
+  if (quoted) throw new Error('unterminated quoted field');
+  if (field !== '' || row.length) row.push(field), rows.push(row);
+  return rows;
+}
+
+describe('diagnostics', () => {
+  let dir: string;
+  let diag: FinishedRun[];
+
+  beforeAll(async () => {
+    dir = join(root, 'diagnostics');
+    writeWithDiagnostics(dir, 'sar', 0);
+    for (const seed of [0, 1]) for (const method of ['source', 'eata']) writeWithDiagnostics(dir, method, seed);
+    diag = await readResults(dir);
+  });
+
+  it('table: mean per batch over the run, then over seeds; "-" for a run without diagnostics', () => {
+    const rows = summarizeDiagnostics(diag);
+    expect(rows.map((r) => [r.method, r.kind, r.seeds])).toEqual([['source', 'diagnostics', [0, 1]], ['eata', 'diagnostics', [0, 1]], ['sar', 'diagnostics', [0]]]);
+    expect(rows[0]!.cells.map((c) => c.column)).toEqual(['batches', 'selected', 'reliable', 'recovered']);
+    const cell = (r: number, column: string) => rows[r]!.cells.find((c) => c.column === column)!;
+    expect(cell(1, 'selected').stat!.mean).toBeCloseTo(40, 12);
+    expect(cell(1, 'selected').stat!.std).toBeCloseTo(Math.sqrt(50), 12);
+    expect(cell(1, 'reliable').stat!.mean).toBeCloseTo(0.5, 12);
+    expect(cell(2, 'reliable').stat!.mean).toBeCloseTo(4 / 6, 12);
+    expect(cell(2, 'recovered').stat!.mean).toBeCloseTo(1 / 6, 12);
+    expect(cell(0, 'batches').stat!.mean).toBe(6);
+    for (const column of ['selected', 'reliable', 'recovered']) expect(cell(0, column).stat).toBeNull();
+    expect(cell(2, 'selected').stat).toBeNull();
+    expect(formatMarkdown(rows)).toBe(DIAGNOSTICS_MARKDOWN);
+    // Same filters as the error table; runs without diagnostics anywhere give no rows.
+    expect(summarizeDiagnostics(diag, { methods: ['sar', 'eata'] }).map((r) => r.method)).toEqual(['sar', 'eata']);
+    expect(summarizeDiagnostics(runs)).toEqual([]);
+  });
+
+  it('CSV of the diagnostics table parses, one column per diagnostic (+ std)', () => {
+    const table = parseCsv(formatCsv(summarizeDiagnostics(diag)));
+    expect(table[0]).toEqual([
+      'scenario', 'kind', 'method', 'seeds', 'batches', 'batches std', 'selected', 'selected std', 'reliable', 'reliable std', 'recovered', 'recovered std',
+    ]);
+    expect(table.slice(1)).toEqual([
+      ['toy', 'diagnostics', 'source', '2', '6', '0', '', '', '', '', '', ''],
+      ['toy', 'diagnostics', 'eata', '2', '6', '0', '40.0', '7.1', '0.500', '0.000', '', ''],
+      ['toy', 'diagnostics', 'sar', '1', '6', '', '', '', '0.667', '', '0.167', ''],
+    ]);
+  });
+
+  it('plot: one panel per diagnostic, one line per method reporting it, domain boundaries; valid SVG', async () => {
+    const svg = await renderSvg(plotRuns(diag, { kind: 'diagnostics' }));
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    const count = (what: string) => svg.split(what).length - 1;
+    for (const name of ['selected', 'reliable', 'recovered', 'eata', 'sar', 'gauss', 'shot', 'fog']) expect(svg).toContain(`>${name}</text>`);
+    expect(count('aria-roledescription="line mark"')).toBe(4); // selected: eata; reliable: eata, sar; recovered: sar
+    expect(count('aria-roledescription="rule mark"')).toBe(3 * 2); // shot and fog start, in each panel
+    expect(svg).not.toContain('>source</text>'); // nothing to draw for it
+    // A strict XML parser (librsvg, via sharp) takes it.
+    expect((await sharp(Buffer.from(svg)).metadata()).format).toBe('svg');
+    expect((await sharp(await renderPng(svg)).metadata()).height).toBeGreaterThan(400);
+    await expectCttaError(() => plotRuns(runs, { scenario: 'toy', kind: 'diagnostics' }), /scenario toy recorded no per-batch diagnostics.*eata, sar, vida, cotta/);
+  });
+
+  it('CLI: table --diagnostics (md, csv) and plot --kind diagnostics; none recorded: exit-2 error naming the dir', async () => {
+    const md = await run(tableCommand(), [dir, '--diagnostics']);
+    expect(md.out).toBe(DIAGNOSTICS_MARKDOWN);
+    const csv = join(root, 'cli-diag', 'diag.csv');
+    await run(tableCommand(), [dir, '--diagnostics', '--out', csv, '--methods', 'eata,sar']);
+    expect(readFileSync(csv, 'utf8')).toBe(formatCsv(summarizeDiagnostics(diag, { methods: ['eata', 'sar'] })));
+    const svg = join(root, 'cli-diag', 'diag.svg');
+    await run(plotCommand(), [dir, '--kind', 'diagnostics', '--out', svg]);
+    expect(readFileSync(svg, 'utf8')).toContain('>recovered</text>');
+    await expectCttaError(() => run(tableCommand(), [full, '--diagnostics']), /^no diagnostics recorded in .*full \(fix: .*eata, sar, vida, cotta/);
+    await expectCttaError(() => run(tableCommand(), [dir, '--diagnostics', '--methods', 'source']), /no diagnostics recorded in .*diagnostics \(methods source\)/);
+    const help = tableCommand().helpInformation() + plotCommand().helpInformation();
+    expect(help).toContain('--diagnostics');
+    expect(help).toContain('diagnostics');
+  });
+});
+
+const DIAGNOSTICS_MARKDOWN = `### toy: diagnostics, mean per batch over the run, mean over seeds
+
+| method | seeds | batches |   selected |      reliable | recovered |
+| :----- | ----: | ------: | ---------: | ------------: | --------: |
+| source |     2 |   6 ± 0 |          - |             - |         - |
+| eata   |     2 |   6 ± 0 | 40.0 ± 7.1 | 0.500 ± 0.000 |         - |
+| sar    |     1 |       6 |          - |         0.667 |     0.167 |
+
+± is the standard deviation over seeds.
+`;

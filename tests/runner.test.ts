@@ -93,10 +93,14 @@ describe('prequential runner', () => {
       create: () => ({
         name: 'spy',
         usesLabels: true,
+        labelSpace: 'dataset',
         options: {},
         async init() {},
         async predict(x) {
           calls.push('predict');
+          return tf.tidy(() => tf.fill([x.shape[0], 10], 0.1) as tf.Tensor2D);
+        },
+        async evaluate(x) {
           return tf.tidy(() => tf.fill([x.shape[0], 10], 0.1) as tf.Tensor2D);
         },
         async adapt(_x, y) {

@@ -3,7 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadScenario, parseScenario } from '../src/streams/scenario.js';
+import { corruptBatch, registerCorruption } from '../src/streams/corruptions/index.js';
+import { registerDataset, type ImageDataset } from '../src/streams/datasets/index.js';
+import { continual, registerOrdering } from '../src/streams/orderings/index.js';
+import { loadScenario, parseScenario, scenarioDatasetNames } from '../src/streams/scenario.js';
 import { batchTensor, openStream, planBatches } from '../src/streams/stream.js';
 import { expectCttaError, useWasm } from './helpers.js';
 
@@ -105,5 +108,72 @@ describe('scenario files', () => {
   it('the hash changes with what determines the stream, not with seeds or methods', () => {
     expect(small().hash).toBe(small({ seeds: [5], methods: ['bn'] }).hash);
     expect(small().hash).not.toBe(small({ batchSize: 16 }).hash);
+  });
+});
+
+/** 12 synthetic 8x8 grey images of 3 classes (class k is brighter with k), labelled 0,1,2,0,... */
+function tinyDataset(split: 'train' | 'test'): ImageDataset {
+  const n = 12;
+  const images = new Uint8Array(n * 64);
+  for (let i = 0; i < n; i++) for (let p = 0; p < 64; p++) images[i * 64 + p] = ((i % 3) * 80 + p * 2 + i) & 0xff;
+  return { name: 'tiny-shapes', split, images, labels: Int32Array.from({ length: n }, (_, i) => i % 3), n, height: 8, width: 8, channels: 1, classNames: ['dark', 'mid', 'bright'], source: '(memory)' };
+}
+
+describe('registered datasets in scenario files', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctta-scn-reg-'));
+  const write = (name: string, body: unknown) => {
+    const f = join(dir, `${name}.json`);
+    writeFileSync(f, JSON.stringify(body));
+    return f;
+  };
+  const scenario = { dataset: 'tiny-shapes', model: 'm', corruptions: ['gaussian_noise', 'contrast'], severities: [3], ordering: { name: 'continual', params: {} }, batchSize: 5 };
+
+  it('are unknown until registered, with the known names in the message', async () => {
+    const f = write('early', scenario);
+    await expectCttaError(() => loadScenario(f), /early\.json: dataset: unknown dataset "tiny-shapes"; expected one of cifar10, cifar10-c, cifar100, cifar100-c, fashion-mnist, imagenet-c .*registerDataset/);
+  });
+
+  it('stream their images, corrupted by the engine', async () => {
+    registerDataset({ name: 'tiny-shapes', load: async (split) => tinyDataset(split), defaults: 'cifar10' });
+    expect(scenarioDatasetNames()).toContain('tiny-shapes');
+    const s = loadScenario(write('tiny', scenario));
+    expect(s.dataset).toBe('tiny-shapes');
+    const stream = await openStream(s, 2);
+    const batches = [];
+    for await (const b of stream.batches()) batches.push(b);
+    // 12 images per domain in batches of 5, cut at the domain boundary.
+    expect(batches.map((b) => b.y.length)).toEqual([5, 5, 2, 5, 5, 2]);
+    expect(batches[0]!.shape).toEqual([5, 8, 8, 1]);
+    const clean = tinyDataset('test');
+    for (const b of batches) {
+      const domain = stream.ordering.domains[b.domain[0]!]!;
+      const raw = new Uint8Array(b.samples.length * 64);
+      b.samples.forEach((idx, i) => raw.set(clean.images.subarray(idx * 64, (idx + 1) * 64), i * 64));
+      const expected = await corruptBatch(raw, b.samples.length, 8, 8, 1, domain.corruption, domain.severity, { seed: 2, startIndex: 0, indices: b.samples });
+      expect(Buffer.from(b.images).equals(Buffer.from(expected))).toBe(true);
+      expect(Buffer.from(b.images).equals(Buffer.from(raw))).toBe(false);
+      expect(Array.from(b.y)).toEqual(Array.from(b.samples, (i) => i % 3));
+    }
+  });
+
+  it('name where clean images come from, checked when the file is read', async () => {
+    const base = { ...scenario, dataset: 'cifar10-c' };
+    expect(loadScenario(write('clean-ok', { ...base, clean: { dataset: 'tiny-shapes' } })).clean).toEqual({ dataset: 'tiny-shapes', split: 'test' });
+    await expectCttaError(() => loadScenario(write('clean-a', { ...base, clean: { dataset: 'cifar10-c' } })), /clean-a\.json: clean\.dataset: "cifar10-c" holds corrupted images; expected a dataset of clean images: cifar10, /);
+    await expectCttaError(() => loadScenario(write('clean-b', { ...base, clean: { dataset: 'cifar11' } })), /clean-b\.json: clean\.dataset: unknown dataset "cifar11"; expected one of cifar10, cifar100, fashion-mnist/);
+    await expectCttaError(() => loadScenario(write('clean-c', { ...base, clean: { dataset: 'cifar10', split: 'val' } })), /clean-c\.json: clean\.split: /);
+    expect(loadScenario('cifar10c-continual').clean).toEqual({ dataset: 'cifar10', split: 'test' });
+    expect(loadScenario('cifar100c-continual').clean).toEqual({ dataset: 'cifar100', split: 'test' });
+  });
+
+  it('take registered corruptions and orderings too', async () => {
+    registerCorruption({ name: 'invert', apply: (img) => ({ ...img, data: img.data.map((v) => 255 - v) }) });
+    registerOrdering({ name: 'plain', create: (src, domains, params, seed) => ({ ...continual(src, domains, params as undefined, seed), kind: 'plain' }) });
+    const s = loadScenario(write('custom', { ...scenario, corruptions: ['invert'], ordering: { name: 'plain' } }));
+    const stream = await openStream(s, 0);
+    const first = await stream.batch(0);
+    const clean = tinyDataset('test').images;
+    expect(first.images[0]).toBe(255 - clean[first.samples[0]! * 64]!);
+    expect(stream.ordering.kind).toBe('plain');
   });
 });

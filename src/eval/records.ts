@@ -1,77 +1,117 @@
 /**
- * The result files' record types. One JSON Lines file per (scenario, method, seed):
+ * The result files' records: the one definition of the format, as zod schemas that the writer
+ * (result-writer.ts) checks before writing and the reader (../report/results.ts) checks after
+ * reading. One JSON Lines file per (scenario, method, seed):
  * `<out>/<scenario>/<method>/seed-<k>.jsonl` = a header line, one line per batch, a summary line.
  * A run is finished only when its summary is there (the file is written as `.partial` and
  * renamed after the summary), so readers can trust any `seed-<k>.jsonl` they find.
+ *
+ * The schemas are loose objects: fields they do not know pass through, so a newer writer that
+ * records more does not break an older reader. A field that changes meaning bumps `format`.
  */
+import { z } from 'zod';
 
-export interface RunHeader {
-  type: 'header';
+export const RESULTS_FORMAT = 'ctta-results/1';
+
+// zod 4's z.number() already refuses NaN and ±Infinity (JSON would turn them into null).
+const num = z.number();
+const count = z.number().int().nonnegative();
+/** Diagnostic names become table columns and plot titles: keep them plain identifiers. */
+const DIAGNOSTIC_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const runHeaderShape = {
+  type: z.literal('header'),
   /** Bumped when a field changes meaning. */
-  format: 'ctta-results/1';
-  scenario: string;
-  scenarioHash: string;
-  method: string;
+  format: z.literal(RESULTS_FORMAT),
+  scenario: z.string().min(1),
+  scenarioHash: z.string(),
+  method: z.string().min(1),
   /**
    * The run's name in folders and tables when it is a named variant of `method`
    * (`--methods knn1=lame`); absent when the name is the method's.
    */
-  label?: string;
+  label: z.string().min(1).optional(),
   /** Options after defaults were filled in. */
-  methodOptions: Record<string, unknown>;
-  seed: number;
+  methodOptions: z.record(z.string(), z.unknown()),
+  seed: count,
   /** Table columns: domain names for CTTA scenarios, task names for incremental ones. */
-  domains: string[];
-  tasks: string[];
-  backend: string;
-  versions: Record<string, string>;
-  ctta: string;
-  node: string;
-  startedAt: string;
-}
+  domains: z.array(z.string()),
+  tasks: z.array(z.string()),
+  backend: z.string(),
+  versions: z.record(z.string(), z.string()),
+  ctta: z.string(),
+  node: z.string(),
+  startedAt: z.string(),
+};
 
-export interface BatchRecord {
-  type: 'batch';
+const batchRecordShape = {
+  type: z.literal('batch'),
   /** Batch number and its stream positions [start, end). */
-  i: number;
-  start: number;
-  end: number;
-  task: number;
+  i: count,
+  start: count,
+  end: count,
+  task: count,
   /** [domain index, images, correct] for each domain present in the batch (one, except in `mixed`). */
-  perDomain: [number, number, number][];
-  predictMs: number;
-  adaptMs: number;
+  perDomain: z.array(z.tuple([count, count, count])),
+  predictMs: num,
+  adaptMs: num,
   /** Bytes held by tensors after the batch (tf.memory().numBytes). */
-  tensorBytes: number;
+  tensorBytes: count,
   /** Process resident set size after the batch. */
-  rss: number;
-}
+  rss: count,
+  /**
+   * Scalars the method reports for this batch, by name (e.g. EATA `selected`, SAR `recovered`
+   * as 0/1); finite numbers only. Absent for methods that report none, and in older files.
+   */
+  diagnostics: z
+    .record(z.string().regex(DIAGNOSTIC_NAME, 'a diagnostic name must be an identifier (letters, digits, _)'), num)
+    .optional(),
+};
 
-export interface RunSummary {
-  type: 'summary';
+const runSummaryShape = {
+  type: z.literal('summary'),
   /** Images scored. */
-  n: number;
+  n: count,
   /** Error (1 - accuracy) per domain name, over the whole stream, in [0,1]. */
-  errorPerDomain: Record<string, number>;
+  errorPerDomain: z.record(z.string(), num),
   /** Mean of errorPerDomain (the CTTA papers' table). */
-  meanError: number;
+  meanError: num,
   /** Errors over all images, in stream order (the online error). */
-  onlineError: number;
+  onlineError: num,
   /** Expected calibration error, 15 equal-width confidence bins. */
-  ece: number;
+  ece: num,
   /** OCL: A[i][j] = accuracy on task j's held-out set after finishing task i. */
-  accuracyMatrix?: number[][];
-  finalAverageAccuracy?: number;
-  averageIncrementalAccuracy?: number;
-  forgetting?: number;
-  bwt?: number;
-  peakTensorBytes: number;
+  accuracyMatrix: z.array(z.array(num)).optional(),
+  finalAverageAccuracy: num.optional(),
+  averageIncrementalAccuracy: num.optional(),
+  forgetting: num.optional(),
+  bwt: num.optional(),
+  peakTensorBytes: num,
   /** Memory the method holds beyond the model (its own stateBytes()). */
-  methodStateBytes: number;
-  imagesPerSecond: number;
-  seconds: number;
+  methodStateBytes: num,
+  imagesPerSecond: num,
+  seconds: num,
   /** Tensors alive after the run minus before it: must be 0. */
-  leakedTensors: number;
-}
+  leakedTensors: z.number().int(),
+};
 
+export const runHeaderSchema = z.looseObject(runHeaderShape);
+export const batchRecordSchema = z.looseObject(batchRecordShape);
+export const runSummarySchema = z.looseObject(runSummaryShape);
+export const resultRecordSchema = z.discriminatedUnion('type', [runHeaderSchema, batchRecordSchema, runSummarySchema]);
+
+// The types are inferred from the same shapes, but without the loose objects' index signature
+// ([key: string]: unknown): with it, a misspelt optional field (`lable`) would type-check.
+export type RunHeader = z.output<z.ZodObject<typeof runHeaderShape>>;
+export type BatchRecord = z.output<z.ZodObject<typeof batchRecordShape>>;
+export type RunSummary = z.output<z.ZodObject<typeof runSummaryShape>>;
 export type ResultRecord = RunHeader | BatchRecord | RunSummary;
+
+/** A failed check as one phrase: `field "perDomain.0.1": Invalid input: expected number, received string`. */
+export function describeIssue(error: z.ZodError): string {
+  const issue = error.issues[0]!;
+  const field = issue.path.length ? `field "${issue.path.map(String).join('.')}"` : 'record';
+  // A bad record key (a diagnostic name) nests the reason one level down.
+  const nested = issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
+  return `${field}: ${nested ?? issue.message}`;
+}

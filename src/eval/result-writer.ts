@@ -2,11 +2,15 @@
  * Writes one run's JSON Lines file so that a crash never leaves a file that looks finished:
  * records are appended to `<file>.partial` as the run goes, and the summary is appended and the
  * file renamed to `<file>` only at the end. Resuming means: finished file -> skip; anything
- * else -> start that run again.
+ * else -> start that run again. Every record is checked against the format's schemas first (a NaN
+ * would become null in JSON and make the file unreadable), so a bad record throws before any of
+ * it is written, and a bad summary leaves no finished file.
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { BatchRecord, RunHeader, RunSummary } from './records.js';
+import type { z } from 'zod';
+import { CttaError } from '../errors.js';
+import { batchRecordSchema, describeIssue, runHeaderSchema, runSummarySchema, type BatchRecord, type RunHeader, type RunSummary } from './records.js';
 
 export function runFile(outDir: string, scenario: string, method: string, seed: number): string {
   return join(outDir, scenario, method, `seed-${seed}.jsonl`);
@@ -28,18 +32,19 @@ export class ResultWriter {
   private readonly partial: string;
 
   constructor(readonly file: string, header: RunHeader) {
+    const line = this.line(runHeaderSchema, header, 'header');
     mkdirSync(dirname(file), { recursive: true });
     this.partial = `${file}.partial`;
     this.fd = openSync(this.partial, 'w');
-    this.write(header);
+    writeSync(this.fd, line);
   }
 
   batch(record: BatchRecord): void {
-    this.write(record);
+    writeSync(this.fd, this.line(batchRecordSchema, record, `batch ${record.i}`));
   }
 
   finish(summary: RunSummary): void {
-    this.write(summary);
+    writeSync(this.fd, this.line(runSummarySchema, summary, 'summary'));
     fsyncSync(this.fd);
     closeSync(this.fd);
     this.fd = -1;
@@ -53,7 +58,16 @@ export class ResultWriter {
     rmSync(this.partial, { force: true });
   }
 
-  private write(record: object): void {
-    writeSync(this.fd, JSON.stringify(record) + '\n');
+  /** The record's JSON line, after checking it against its schema. */
+  private line(schema: z.ZodType, record: object, what: string): string {
+    const r = schema.safeParse(record);
+    if (!r.success) {
+      // exitCode 1: the runner or a method produced it, not the user's input.
+      throw new CttaError(`${this.file}: the ${what} record does not match the result format: ${describeIssue(r.error)}`, {
+        fix: 'a bug in the runner or in the method that reported the value (e.g. a NaN diagnostic); nothing of the record was written',
+        exitCode: 1,
+      });
+    }
+    return JSON.stringify(record) + '\n';
   }
 }

@@ -4,20 +4,14 @@
  * file atomically, and checks that the run left no tensor behind.
  */
 import * as tf from '@tensorflow/tfjs';
-import { backendInfo } from '../backend/index.js';
 import { CttaError } from '../errors.js';
-import { loadModel } from '../models/checkpoint.js';
-import { createMethod } from '../methods/index.js';
-import { resolveModelPath, type Scenario } from '../streams/scenario.js';
-import { CLEAN_CORRUPTION } from '../streams/orderings/index.js';
-import { batchTensor, openStream, pixelsTensor } from '../streams/stream.js';
-import { packageVersion } from '../util/version.js';
-import { Rng } from '../util/rng.js';
+import { batchTensor } from '../streams/stream.js';
 import { yieldToEventLoop } from '../util/yield.js';
-import { CalibrationBins, matrixMetrics, mean } from './metrics.js';
-import { endsTask, evaluateTasks, hasHeldOut } from './task-evaluation.js';
 import type { BatchRecord, RunHeader, RunSummary } from './records.js';
 import { ResultWriter, runFile } from './result-writer.js';
+import { openRun, type RunSpec } from './run-setup.js';
+import { Scoreboard } from './scoring.js';
+import { endsTask, evaluateTasks, hasHeldOut } from './task-evaluation.js';
 
 export interface RunProgress {
   batch: number;
@@ -28,20 +22,13 @@ export interface RunProgress {
   imagesPerSecond: number;
 }
 
-export interface RunOptions {
-  scenario: Scenario;
-  method: string;
-  methodOptions?: Record<string, unknown>;
-  /** Name of this variant in folders and tables (default: the method's name). */
-  label?: string;
-  seed: number;
+export interface RunOptions extends RunSpec {
   /** Results directory; no file is written when undefined. */
   out?: string;
-  dataDir?: string;
   onProgress?: (p: RunProgress) => void;
 }
 
-export interface RunResult {
+export interface RunOutcome {
   header: RunHeader;
   batches: BatchRecord[];
   summary: RunSummary;
@@ -50,109 +37,31 @@ export interface RunResult {
   predictions: Int32Array;
 }
 
-export async function runScenario(o: RunOptions): Promise<RunResult> {
+export async function runScenario(o: RunOptions): Promise<RunOutcome> {
   const startTensors = tf.memory().numTensors;
-  const { scenario, seed } = o;
-  const stream = await openStream(scenario, seed, { dataDir: o.dataDir });
-  const modelPath = resolveModelPath(scenario.model);
-  const { network, manifest } = await loadModel(modelPath);
-  const method = createMethod(o.method, o.methodOptions ?? {});
+  const run = await openRun(o);
+  const { stream, method, labels, header } = run;
   let writer: ResultWriter | undefined;
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    method.dispose();
-    network.dispose();
+  let open = true;
+  const close = () => {
+    if (open) run.dispose();
+    open = false;
   };
   try {
-    const [h, w, c] = network.inputShape;
-    const { height, width, channels } = stream.source;
-    if (h !== height || w !== width || c !== channels) {
-      throw new CttaError(`${scenario.file}: model ${scenario.model} takes ${h}x${w}x${c} images but the stream gives ${height}x${width}x${channels}`, { fix: 'use a model trained on this dataset' });
-    }
-    // Head index -> dataset class (a model trained on a class subset predicts only those).
-    const headClasses = manifest?.classes ?? Array.from({ length: network.numClasses }, (_, i) => i);
-    const ordering = stream.ordering;
-    const header: RunHeader = {
-      type: 'header',
-      format: 'ctta-results/1',
-      scenario: scenario.name,
-      scenarioHash: scenario.hash,
-      method: method.name,
-      methodOptions: method.options,
-      seed,
-      domains: ordering.domains.map((d) => d.name),
-      tasks: ordering.tasks.map((t) => t.name),
-      backend: backendInfo()?.name ?? tf.getBackend(),
-      versions: backendInfo()?.versions ?? {},
-      ctta: packageVersion(),
-      node: process.version,
-      startedAt: new Date().toISOString(),
-    };
-    const label = o.label ?? method.name;
-    if (label !== method.name) header.label = label;
-    if (o.out) writer = new ResultWriter(runFile(o.out, scenario.name, label, seed), header);
-    await method.init({
-      network,
-      rng: Rng.derive(seed, 'method', method.name),
-      seed,
-      numClasses: network.numClasses,
-      family: scenario.dataset === 'imagenet-c' ? 'imagenet' : 'small',
-      modelPath,
-      cleanImages: async (count) => {
-        // Seeded draw without replacement from the whole dataset, read uncorrupted.
-        const all = Rng.derive(seed, 'clean-images').permutation(stream.source.labels.length);
-        const indices = all.subarray(0, Math.min(count, all.length));
-        const pixels = await stream.source.read(indices, { name: 'clean', corruption: CLEAN_CORRUPTION, severity: 0 });
-        return pixelsTensor(pixels, [indices.length, height, width, channels]);
-      },
-    });
-
-    const domainSeen = new Float64Array(ordering.domains.length);
-    const domainCorrect = new Float64Array(ordering.domains.length);
-    const calibration = new CalibrationBins(15);
-    const predictions = new Int32Array(ordering.length);
+    if (o.out) writer = new ResultWriter(runFile(o.out, o.scenario.name, run.label, o.seed), header);
+    const score = new Scoreboard(header.domains, stream.ordering.length, method.name);
+    const heldOut = hasHeldOut(stream);
     const batches: BatchRecord[] = [];
-    // Incremental scenarios with held-out sets: row i = accuracy on every task after task i.
-    const evaluate = hasHeldOut(stream);
-    const accuracyMatrix: number[][] = [];
-    let images = 0;
-    let correctTotal = 0;
-    let methodMs = 0;
-    let peakBytes = tf.memory().numBytes;
     for await (const batch of stream.batches()) {
       if (batch.reset) await method.reset();
       const x = batchTensor(batch);
       const t0 = performance.now();
-      const probsTensor = await method.predict(x);
+      const probsTensor = method.labelSpace === 'head' ? labels.toDataset(await method.predict(x)) : await method.predict(x);
       const probs = (await probsTensor.data()) as Float32Array;
       const t1 = performance.now();
-      peakBytes = Math.max(peakBytes, tf.memory().numBytes);
+      score.sampleMemory();
       probsTensor.dispose();
-      const n = batch.y.length;
-      const k = network.numClasses;
-      const perDomain = new Map<number, [number, number]>();
-      for (let i = 0; i < n; i++) {
-        let best = 0;
-        for (let j = 1; j < k; j++) if (probs[i * k + j]! > probs[i * k + best]!) best = j;
-        const confidence = probs[i * k + best]!;
-        if (!Number.isFinite(confidence)) {
-          throw new CttaError(`method "${method.name}" returned non-finite probabilities at batch ${batch.index} (positions ${batch.start}-${batch.end})`, {
-            fix: 'the method diverged: lower its learning rate; the unfinished result file was removed',
-            exitCode: 1,
-          });
-        }
-        const predicted = headClasses[best]!;
-        const ok = predicted === batch.y[i];
-        predictions[batch.start + i] = predicted;
-        calibration.add(confidence, ok);
-        const d = batch.domain[i]!;
-        const cell = perDomain.get(d) ?? [0, 0];
-        cell[0] += 1;
-        cell[1] += ok ? 1 : 0;
-        perDomain.set(d, cell);
-      }
+      const perDomain = score.score(batch, probs, labels.numClasses);
       // Labels reach the method only now, after its prediction was scored.
       const t2 = performance.now();
       if (method.usesLabels) {
@@ -163,67 +72,27 @@ export async function runScenario(o: RunOptions): Promise<RunResult> {
         await method.adapt(x);
       }
       const t3 = performance.now();
-      peakBytes = Math.max(peakBytes, tf.memory().numBytes);
+      score.sampleMemory();
+      score.timed(t1 - t0 + (t3 - t2));
       x.dispose();
-      const record: BatchRecord = {
-        type: 'batch',
-        i: batch.index,
-        start: batch.start,
-        end: batch.end,
-        task: batch.task[0]!,
-        perDomain: [...perDomain].map(([d, [seen, correct]]) => [d, seen, correct]),
-        predictMs: round(t1 - t0),
-        adaptMs: round(t3 - t2),
-        tensorBytes: tf.memory().numBytes,
-        rss: process.memoryUsage.rss(),
-      };
-      for (const [d, seen, correct] of record.perDomain) {
-        domainSeen[d]! += seen;
-        domainCorrect[d]! += correct;
-        images += seen;
-        correctTotal += correct;
-      }
-      methodMs += t1 - t0 + (t3 - t2);
+      const record = score.record(batch, perDomain, t1 - t0, t3 - t2, method.diagnostics?.());
       batches.push(record);
       writer?.batch(record);
-      if (evaluate && endsTask(stream, batch.index)) accuracyMatrix.push(await evaluateTasks(method, stream, headClasses, scenario.batchSize));
-      o.onProgress?.({ batch: batch.index + 1, batches: stream.numBatches, images, error: 1 - correctTotal / images, imagesPerSecond: (images * 1000) / methodMs });
+      if (heldOut && endsTask(stream, batch.index)) score.accuracyMatrix.push(await evaluateTasks(method, labels, stream, o.scenario.batchSize));
+      o.onProgress?.({ batch: batch.index + 1, batches: stream.numBatches, ...score.progress });
       await yieldToEventLoop();
     }
-
-    const errorPerDomain: Record<string, number> = {};
-    ordering.domains.forEach((d, i) => {
-      if (domainSeen[i]! > 0) errorPerDomain[d.name] = 1 - domainCorrect[i]! / domainSeen[i]!;
-    });
     const stateBytes = method.stateBytes();
-    release();
-    const summary: RunSummary = {
-      type: 'summary',
-      n: images,
-      errorPerDomain,
-      meanError: mean(Object.values(errorPerDomain)),
-      onlineError: images ? 1 - correctTotal / images : 0,
-      ece: calibration.ece(),
-      peakTensorBytes: peakBytes,
-      methodStateBytes: stateBytes,
-      imagesPerSecond: methodMs > 0 ? (images * 1000) / methodMs : 0,
-      seconds: round(methodMs / 1000),
-      leakedTensors: tf.memory().numTensors - startTensors,
-      ...(evaluate ? { accuracyMatrix, ...matrixMetrics(accuracyMatrix) } : {}),
-    };
+    close();
+    const summary = score.summary(stateBytes, tf.memory().numTensors - startTensors);
     if (summary.leakedTensors !== 0) {
       throw new CttaError(`method "${method.name}" leaked ${summary.leakedTensors} tensors over the run`, { fix: 'wrap its tensor work in tf.tidy or dispose what it keeps', exitCode: 1 });
     }
     writer?.finish(summary);
-    return { header, batches, summary, file: writer?.file, predictions };
+    return { header, batches, summary, file: writer?.file, predictions: score.predictions };
   } catch (err) {
     writer?.abort();
-    release();
+    close();
     throw err;
   }
 }
-
-function round(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
-}
-

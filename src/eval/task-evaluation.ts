@@ -1,10 +1,12 @@
 /**
- * Held-out evaluation for incremental scenarios: after each task, the method predicts every
- * task's held-out set (no adaptation on it), giving one row of the accuracy matrix.
+ * Held-out evaluation for incremental scenarios: after each task, the method evaluates every
+ * task's held-out set through `evaluate` (which changes no state: no adaptation, no statistics
+ * folded in), giving one row of the accuracy matrix.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AdaptationMethod } from '../methods/types.js';
 import { pixelsTensor, type Stream } from '../streams/stream.js';
+import type { LabelSpace } from './label-space.js';
 
 /** Whether the stream's tasks carry held-out sets. */
 export function hasHeldOut(stream: Stream): boolean {
@@ -18,7 +20,7 @@ export function endsTask(stream: Stream, k: number): boolean {
 }
 
 /** Accuracy of `method` on each task's held-out set, in task order. */
-export async function evaluateTasks(method: AdaptationMethod, stream: Stream, headClasses: number[], batchSize: number): Promise<number[]> {
+export async function evaluateTasks(method: AdaptationMethod, labels: LabelSpace, stream: Stream, batchSize: number): Promise<number[]> {
   const { source, ordering } = stream;
   const [h, w, c] = [source.height, source.width, source.channels];
   const row: number[] = [];
@@ -30,11 +32,11 @@ export async function evaluateTasks(method: AdaptationMethod, stream: Stream, he
       const idx = indices.slice(start, start + batchSize);
       const pixels = await source.read(idx, domain);
       const x = pixelsTensor(pixels, [idx.length, h, w, c]);
-      const probs = await method.predict(x);
+      const probs = method.labelSpace === 'head' ? labels.toDataset(await method.evaluate(x)) : await method.evaluate(x);
       const argmax = tf.tidy(() => probs.argMax(1));
       const predicted = (await argmax.data()) as Int32Array;
       tf.dispose([x, probs, argmax]);
-      predicted.forEach((p, i) => (correct += headClasses[p] === source.labels[idx[i]!] ? 1 : 0));
+      predicted.forEach((p, i) => (correct += p === source.labels[idx[i]!] ? 1 : 0));
     }
     row.push(indices.length ? correct / indices.length : 0);
   }

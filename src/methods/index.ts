@@ -8,5 +8,5 @@ import './vida.js';
 import './eata.js';
 import './sar.js';
 
-export { createMethod, getMethodDefinition, listMethods, loadPlugin, registerMethod } from './registry.js';
-export type { AdaptationMethod, MethodContext, MethodDefinition } from './types.js';
+export { createMethod, datasetDefaults, getMethodDefinition, listMethods, loadPlugin, registerMethod, resolveMethodOptions } from './registry.js';
+export type { AdaptationMethod, Diagnostics, MethodContext, MethodDefinition } from './types.js';

@@ -9,8 +9,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { Network } from '../models/network.js';
+import { FrozenMethod } from './base/frozen-method.js';
 import { registerMethod } from './registry.js';
-import type { AdaptationMethod, MethodContext } from './types.js';
 
 export const lameOptions = z.strictObject({
   /** Authors' code default: rbf with k = 5. An independent benchmark tuned knn with k = 1. */
@@ -83,35 +83,27 @@ export function lame(probs: tf.Tensor2D, feats: tf.Tensor2D, options: Partial<La
   return { Z: z, energies };
 }
 
-export class LameMethod implements AdaptationMethod {
-  readonly name = 'lame';
-  readonly usesLabels = false;
-  private network!: Network;
-
-  constructor(readonly options: LameOptions) {}
-
-  async init(ctx: MethodContext): Promise<void> {
-    this.network = ctx.network;
-    this.network.setNormStatistics('running'); // LAME never touches the model
+/** LAME never touches the model: BatchNorm stays on the source statistics (the frozen default). */
+export class LameMethod extends FrozenMethod<LameOptions> {
+  constructor(options: LameOptions) {
+    super('lame', options);
   }
 
-  async predict(x: tf.Tensor4D): Promise<tf.Tensor2D> {
-    const { features, logits } = this.network.forward(x);
+  protected override async output(x: tf.Tensor4D): Promise<tf.Tensor2D> {
+    return this.adjusted(x, this.network);
+  }
+
+  protected override evaluationOutput(x: tf.Tensor4D, net: Network): tf.Tensor2D {
+    return this.adjusted(x, net);
+  }
+
+  private adjusted(x: tf.Tensor4D, net: Network): tf.Tensor2D {
+    const { features, logits } = net.forward(x);
     const probs = tf.softmax(logits) as tf.Tensor2D;
     const { Z } = lame(probs, features, this.options);
     tf.dispose([features, logits, probs]);
     return Z;
   }
-
-  async adapt(): Promise<void> {}
-
-  stateBytes(): number {
-    return 0;
-  }
-
-  async reset(): Promise<void> {}
-
-  dispose(): void {}
 }
 
 registerMethod({

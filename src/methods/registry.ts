@@ -5,39 +5,38 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CttaError } from '../errors.js';
+import { Registry } from '../util/registry.js';
+import type { DatasetDefaultsKey } from '../streams/datasets/types.js';
 import type { AdaptationMethod, MethodDefinition } from './types.js';
 
-// One registry per process, even if ctta's modules are loaded twice (a plug-in importing the
-// built package while the CLI runs from source, or two copies in node_modules).
-const REGISTRY_KEY = Symbol.for('ctta.methods.registry');
-const globalRegistry = globalThis as unknown as Record<symbol, Map<string, MethodDefinition> | undefined>;
-const methods: Map<string, MethodDefinition> = (globalRegistry[REGISTRY_KEY] ??= new Map());
+const methods = new Registry<MethodDefinition>('method', 'ctta.methods.registry', { hint: '(or load yours with --plugin)' });
 
 export function registerMethod<O extends Record<string, unknown>>(definition: MethodDefinition<O>): void {
-  if (!/^[a-z][a-z0-9_-]*$/.test(definition.name)) {
-    throw new CttaError(`method name "${definition.name}" is not valid`, { fix: 'use lower-case letters, digits, - and _' });
-  }
-  methods.set(definition.name, definition as unknown as MethodDefinition);
+  methods.register(definition as unknown as MethodDefinition);
 }
 
 export function listMethods(): MethodDefinition[] {
-  return [...methods.values()];
+  return methods.list();
 }
 
 export function getMethodDefinition(name: string): MethodDefinition {
-  const def = methods.get(name);
-  if (!def) {
-    throw new CttaError(`unknown method "${name}"`, { fix: `use one of: ${[...methods.keys()].join(', ')} (or load yours with --plugin)` });
-  }
-  return def;
+  return methods.get(name);
 }
 
-/** Validates `options` and creates the method. Errors name the method and the option. */
-export function createMethod(name: string, options: Record<string, unknown> = {}): AdaptationMethod {
+/** The row of `def.defaults` for `dataset`: its own, else CIFAR-10's (the small-image default). */
+export function datasetDefaults(def: MethodDefinition, dataset: DatasetDefaultsKey): Record<string, unknown> {
+  return { ...(def.defaults?.[dataset] ?? def.defaults?.cifar10 ?? {}) };
+}
+
+/**
+ * The options a run uses: what the user set, else the method's value for the dataset, else the
+ * option's own default. Errors name the method and the option.
+ */
+export function resolveMethodOptions(name: string, options: Record<string, unknown> = {}, dataset: DatasetDefaultsKey = 'cifar10'): Record<string, unknown> {
   const def = getMethodDefinition(name);
-  let parsed: Record<string, unknown>;
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   try {
-    parsed = def.options.parse(options);
+    return def.options.parse({ ...datasetDefaults(def, dataset), ...given });
   } catch (err) {
     const issues = (err as { issues?: { path: PropertyKey[]; message: string; code?: string; keys?: string[] }[] }).issues;
     const first = issues?.[0];
@@ -49,12 +48,27 @@ export function createMethod(name: string, options: Record<string, unknown> = {}
     const known = def.options.shape ? Object.keys(def.options.shape).join(', ') : '';
     throw new CttaError(`method "${name}": ${detail}`, { fix: known ? `options of ${name}: ${known}` : `see ctta list methods` });
   }
-  return def.create(parsed);
+}
+
+/** What the runner calls on every method: a plug-in written as a plain object must have all of it. */
+const REQUIRED = ['init', 'predict', 'adapt', 'evaluate', 'stateBytes', 'reset', 'dispose'] as const;
+
+/** Creates method `name` with its options resolved for `dataset` (see resolveMethodOptions). */
+export function createMethod(name: string, options: Record<string, unknown> = {}, dataset: DatasetDefaultsKey = 'cifar10'): AdaptationMethod {
+  const method = getMethodDefinition(name).create(resolveMethodOptions(name, options, dataset));
+  const lacks = REQUIRED.filter((k) => typeof (method as unknown as Record<string, unknown>)[k] !== 'function').map((k) => `${k}()`);
+  if (method.labelSpace !== 'head' && method.labelSpace !== 'dataset') lacks.push("labelSpace ('head' or 'dataset')");
+  if (lacks.length > 0) {
+    throw new CttaError(`method "${name}" lacks ${lacks.join(', ')}`, {
+      fix: "extend FrozenMethod or GradientMethod (exported by ctta), which provide them, or add them (see README, 'Writing a method')",
+    });
+  }
+  return method;
 }
 
 /** Imports a user's module; it registers methods as a side effect (via `registerMethod`). */
 export async function loadPlugin(file: string): Promise<string[]> {
-  const before = new Set(methods.keys());
+  const before = new Set(methods.names());
   try {
     await import(pathToFileURL(resolve(file)).href);
   } catch (err) {
@@ -62,7 +76,7 @@ export async function loadPlugin(file: string): Promise<string[]> {
       fix: 'check the path; the module must be JavaScript (ESM) that imports { registerMethod } from "ctta"',
     });
   }
-  const added = [...methods.keys()].filter((k) => !before.has(k));
+  const added = [...methods.names()].filter((k) => !before.has(k));
   if (added.length === 0) {
     throw new CttaError(`plug-in ${file} registered no method`, { fix: 'call registerMethod({...}) in the module' });
   }

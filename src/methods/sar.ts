@@ -38,18 +38,18 @@ import { z } from 'zod';
 import { CttaError } from '../errors.js';
 import type { Network } from '../models/network.js';
 import type { NormLayer } from '../models/norm.js';
-import { WeightSnapshot } from '../models/snapshot.js';
-import { createOptimizer, disposeOptimizer } from '../training/optimizer.js';
+import { GradientMethod, type Objective, type OptimizerSpec } from './base/gradient-method.js';
 import { sampleEntropies } from './eata.js';
-import { familyDefault } from './family-defaults.js';
 import { registerMethod } from './registry.js';
-import type { AdaptationMethod, MethodContext } from './types.js';
 
 export const sarOptions = z.strictObject({
-  /** SGD learning rate. Default: 0.005 (small) / 0.00025 (imagenet), times 2 * batch / 64 below batch 32. */
+  /** SGD learning rate; unset: `baseLr`, times 2 * batch / 64 below batch 32 (the authors' rule). */
   lr: z.number().positive().optional(),
-  /** SGD momentum. */
+  /** The rate at batch >= 32 (per dataset, see `defaults`). */
+  baseLr: z.number().positive().default(0.005),
+  /** SGD momentum (the authors' code: 0.9, no Nesterov). */
   momentum: z.number().min(0).max(1).default(0.9),
+  nesterov: z.boolean().default(false),
   /** SAM neighbourhood radius. */
   rho: z.number().min(0).default(0.05),
   /** Entropy margin E0 in nats; default 0.4 * ln(numClasses). */
@@ -109,42 +109,24 @@ function maskedMeanEntropy(entropies: tf.Tensor1D, mask: Float32Array, count: nu
   return tf.div(tf.sum(tf.mul(entropies, tf.tensor1d(mask))), Math.max(count, 1)) as tf.Scalar;
 }
 
-interface Pending {
-  grads: tf.NamedTensorMap;
-  /** 1 for the samples reliable in the first pass. */
-  reliable: Float32Array;
-}
-
-export class SarMethod implements AdaptationMethod {
-  readonly name = 'sar';
-  readonly usesLabels = false;
-  private network!: Network;
-  private params: tf.Variable[] = [];
-  private source?: WeightSnapshot;
-  private optimizer?: tf.Optimizer;
-  private pending?: Pending;
-  private ema: number | null = null;
-  private family: 'small' | 'imagenet' = 'small';
+export class SarMethod extends GradientMethod<SarOptions> {
   private eMargin = 0;
   private lr?: number;
+  /** 1 for the samples reliable in the first pass of the current batch. */
+  private reliable = new Float32Array(0);
+  private reliableCount = 0;
+  private ema: number | null = null;
   /** Running counts: batches adapted, reliable samples (first pass), samples in the second loss, recoveries. */
   readonly counts = { batches: 0, reliable: 0, secondStep: 0, recoveries: 0 };
 
-  constructor(readonly options: SarOptions) {}
+  constructor(options: SarOptions) {
+    super('sar', options);
+  }
 
-  async init(ctx: MethodContext): Promise<void> {
-    this.network = ctx.network;
-    this.family = ctx.family;
-    this.eMargin = this.options.eMargin ?? 0.4 * Math.log(ctx.numClasses);
+  protected override async setup(): Promise<void> {
+    this.eMargin = this.options.eMargin ?? 0.4 * Math.log(this.network.numClasses);
     this.lr = this.options.lr;
     this.network.setNormStatistics('batch');
-    this.params = sarTrainedNorms(this.network, this.options.freezeLastStage).flatMap((n) => n.affineVariables());
-    if (this.params.length === 0) {
-      throw new CttaError('SAR trains the affine parameters of normalisation layers, and this model has none to train', {
-        fix: 'use a model with BatchNorm/GroupNorm layers that have gamma/beta',
-      });
-    }
-    this.source = new WeightSnapshot(this.network);
   }
 
   /** The moving average of the second-step loss (null until the first batch with a reliable sample). */
@@ -162,41 +144,39 @@ export class SarMethod implements AdaptationMethod {
     return this.params;
   }
 
-  async predict(x: tf.Tensor4D): Promise<tf.Tensor2D> {
-    if (this.options.episodic) await this.reset();
-    this.dropPending();
-    this.lr ??= sarLearningRate(familyDefault<number>('sar', 'lr', this.family), x.shape[0]);
-    const margin = this.eMargin;
-    let probs: tf.Tensor2D | undefined;
-    let reliable: Float32Array | undefined;
-    const { value, grads } = tf.variableGrads(() => {
-      const logits = this.network.logits(x);
-      probs = tf.keep(tf.softmax(logits));
-      const entropies = sampleEntropies(logits);
-      const h = entropies.dataSync();
-      reliable = new Float32Array(h.length);
-      let count = 0;
-      for (let i = 0; i < h.length; i++) {
-        if (h[i]! < margin) {
-          reliable[i] = 1;
-          count++;
-        }
-      }
-      return maskedMeanEntropy(entropies, reliable, count);
-    }, this.params);
-    value.dispose();
-    this.pending = { grads, reliable: reliable! };
-    return probs!;
+  protected trainable(): tf.Variable[] {
+    return sarTrainedNorms(this.network, this.options.freezeLastStage).flatMap((n) => n.affineVariables());
   }
 
-  async adapt(x: tf.Tensor4D): Promise<void> {
-    if (!this.pending) return;
-    const { grads, reliable } = this.pending;
-    this.pending = undefined;
-    const margin = this.eMargin;
-    this.optimizer ??= this.newOptimizer();
+  protected optimizers(): OptimizerSpec {
+    return { kind: 'sgd', lr: this.lr!, momentum: this.options.momentum, nesterov: this.options.nesterov };
+  }
 
-    // Ascend to theta + e.
+  protected override async startEpisode(): Promise<void> {
+    await this.reset();
+  }
+
+  /** First pass: the prediction, and the mean entropy of the reliable samples. */
+  protected objective(x: tf.Tensor4D): Objective {
+    this.lr ??= sarLearningRate(this.options.baseLr, x.shape[0]);
+    const logits = this.network.logits(x);
+    const entropies = sampleEntropies(logits);
+    const h = entropies.dataSync();
+    this.reliable = new Float32Array(h.length);
+    this.reliableCount = 0;
+    for (let i = 0; i < h.length; i++) {
+      if (h[i]! < this.eMargin) {
+        this.reliable[i] = 1;
+        this.reliableCount++;
+      }
+    }
+    return { loss: maskedMeanEntropy(entropies, this.reliable, this.reliableCount), prediction: tf.softmax(logits) };
+  }
+
+  /** Steps 2-5 of the header: ascend, second gradient, step from theta, recovery. */
+  override async adapt(x: tf.Tensor4D): Promise<void> {
+    const grads = this.takePending();
+    if (!grads) return;
     const first = this.params.map((p) => grads[p.name]!);
     const e = samPerturbation(first, this.options.rho);
     tf.dispose(first);
@@ -213,7 +193,7 @@ export class SarMethod implements AdaptationMethod {
         const h = entropies.dataSync();
         const mask = new Float32Array(h.length);
         for (let i = 0; i < h.length; i++) {
-          if (reliable[i] === 1 && h[i]! < margin) {
+          if (this.reliable[i] === 1 && h[i]! < this.eMargin) {
             mask[i] = 1;
             count++;
           }
@@ -227,55 +207,30 @@ export class SarMethod implements AdaptationMethod {
     }
     const loss = second.value.dataSync()[0]!;
     second.value.dispose();
-    this.optimizer.applyGradients(second.grads);
-    tf.dispose(Object.values(second.grads));
+    try {
+      this.step(second.grads);
+    } finally {
+      tf.dispose(Object.values(second.grads));
+    }
 
     this.counts.batches++;
-    this.counts.reliable += reliable.reduce((s, v) => s + v, 0);
+    this.counts.reliable += this.reliableCount;
     this.counts.secondStep += count;
     if (count > 0) this.ema = updateLossEma(this.ema, loss);
-    if (this.ema !== null && this.ema < this.options.resetConstant) this.recover();
-  }
-
-  /** Model recovery: source weights; the loss average is kept (see the header). */
-  private recover(): void {
-    this.source?.restore(this.network);
-    if (!this.options.keepMomentumOnRecovery) {
-      if (this.optimizer) disposeOptimizer(this.optimizer);
-      this.optimizer = this.newOptimizer();
+    const recover = this.ema !== null && this.ema < this.options.resetConstant;
+    // Model recovery: source weights; the loss average is kept (see the header).
+    if (recover) {
+      this.restoreSource({ keepOptimizer: this.options.keepMomentumOnRecovery });
+      this.counts.recoveries++;
     }
-    this.counts.recoveries++;
+    this.diagnose('reliable', this.reliableCount);
+    this.diagnose('secondStep', count);
+    this.diagnose('recovered', recover ? 1 : 0);
   }
 
-  private newOptimizer(): tf.Optimizer {
-    return createOptimizer('sgd', { lr: this.lr!, momentum: this.options.momentum });
-  }
-
-  stateBytes(): number {
-    // Source copy; SGD momentum; SAM's copy of theta while at theta + e.
-    const trained = this.params.reduce((s, p) => s + p.size * 4, 0);
-    return (this.source?.bytes() ?? 0) + trained * (this.options.momentum > 0 ? 2 : 1);
-  }
-
-  async reset(): Promise<void> {
-    this.dropPending();
-    this.source?.restore(this.network);
-    if (this.optimizer) disposeOptimizer(this.optimizer);
-    this.optimizer = undefined;
+  override async reset(): Promise<void> {
+    await super.reset();
     this.ema = null;
-  }
-
-  dispose(): void {
-    this.dropPending();
-    this.source?.dispose();
-    this.source = undefined;
-    if (this.optimizer) disposeOptimizer(this.optimizer);
-    this.optimizer = undefined;
-  }
-
-  private dropPending(): void {
-    if (this.pending) tf.dispose(Object.values(this.pending.grads));
-    this.pending = undefined;
   }
 }
 
@@ -284,5 +239,7 @@ registerMethod({
   description: 'SAR: sharpness-aware (SAM, rho 0.05) entropy minimisation on reliable samples, norm gamma/beta, recovery when the loss average < 0.2',
   usesLabels: false,
   options: sarOptions,
+  // ImageNet: the authors' main.py; small images: EATA's CIFAR-10 SGD rate (see the header).
+  defaults: { cifar10: { baseLr: 0.005 }, imagenet: { baseLr: 0.00025 } },
   create: (o) => new SarMethod(o),
 });

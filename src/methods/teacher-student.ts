@@ -14,12 +14,29 @@ export function softCrossEntropy(logits: tf.Tensor2D, target: tf.Tensor2D): tf.S
   return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(tf.softmax(target), tf.logSoftmax(logits)), 1))) as tf.Scalar);
 }
 
-/** `teacher <- m * teacher + (1 - m) * student`, for every trainable weight. */
-export function emaUpdate(teacher: Network, student: Network, momentum: number): void {
+/**
+ * The ImageNet loss of CoTTA's and ViDA's code: mean over the batch of
+ * `-0.5 sum softmax(t) log softmax(s) - 0.5 sum softmax(s) log softmax(t)`, t constant.
+ */
+export function symmetricCrossEntropy(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    // `target` is a constant here: methods compute it before the differentiated pass.
+    const forward = tf.sum(tf.mul(tf.softmax(target), tf.logSoftmax(logits)), 1);
+    const backward = tf.sum(tf.mul(tf.softmax(logits), tf.logSoftmax(target)), 1);
+    return tf.neg(tf.mean(tf.add(tf.mul(forward, 0.5), tf.mul(backward, 0.5)))) as tf.Scalar;
+  });
+}
+
+/**
+ * `teacher <- m * teacher + (1 - m) * student`, for every trainable weight; `momentum` may be
+ * given per weight name (ViDA's code moves the teacher's adapters at their own rate).
+ */
+export function emaUpdate(teacher: Network, student: Network, momentum: number | ((name: string) => number)): void {
   const t = teacher.namedTrainables();
   for (const [name, sv] of student.namedTrainables()) {
     const tv = t.get(name)!;
-    tf.tidy(() => tv.assign(tf.add(tf.mul(tv, momentum), tf.mul(sv, 1 - momentum))));
+    const m = typeof momentum === 'number' ? momentum : momentum(name);
+    tf.tidy(() => tv.assign(tf.add(tf.mul(tv, m), tf.mul(sv, 1 - m))));
   }
 }
 

@@ -7,27 +7,28 @@
  *    augmented views (CoTTA augmentations). If u >= threshold the high-rank (domain-specific)
  *    branch is boosted (s_high = 1 + u, s_low = 1 - u), else the low-rank (domain-shared) one
  *    (s_low = 1 + u, s_high = 1 - u). Scales apply to student and teacher.
- *  - The student takes one Adam step on the soft cross-entropy against the teacher's logits on
- *    the clean batch, with two learning rates (backbone, adapters).
+ *  - The student takes one step on the soft cross-entropy against the teacher's logits on the
+ *    clean batch (ImageNet code: symmetric 0.5/0.5), with two learning rates (backbone, adapters).
  *  - The teacher follows as an EMA; student weights (adapters included) are restored to their
  *    source/warm-up values with probability `restore` per element.
  * Prediction: the teacher's output on the clean batch. BatchNorm uses batch statistics.
+ *
+ * Per-dataset defaults from the authors' configs (Yangsenqiao/vida): CIFAR-10 Adam, lr 1e-4,
+ * adapters 1e-5, threshold 0.05, restore 0.1 (the class default the CIFAR code uses); CIFAR-100
+ * lr 3e-4, adapters 1e-6; ImageNet (their ViT-B/16 config) SGD with Nesterov momentum 0.9, lr
+ * 5e-7, adapters 2e-7, adapter teacher momentum 0.8, threshold 0.2, no restore (commented out in
+ * their ImageNet code), symmetric loss.
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { cottaAugment } from '../augment/cotta.js';
 import { CttaError } from '../errors.js';
 import { VIDA_ADAPTER_DEFAULTS, VidaAdapters } from '../models/adapters/vida.js';
-import { loadModel } from '../models/checkpoint.js';
 import type { Network } from '../models/network.js';
-import { WeightSnapshot } from '../models/snapshot.js';
-import { createOptimizer, disposeOptimizer } from '../training/optimizer.js';
-import type { Rng } from '../util/rng.js';
-import { familyDefault } from './family-defaults.js';
+import { GradientMethod, type Objective, type OptimizerSpec } from './base/gradient-method.js';
 import { registerMethod } from './registry.js';
-import { emaUpdate, softCrossEntropy, stochasticRestore } from './teacher-student.js';
-import type { AdaptationMethod, MethodContext } from './types.js';
+import { emaUpdate, softCrossEntropy, stochasticRestore, symmetricCrossEntropy } from './teacher-student.js';
+import type { MethodContext } from './types.js';
 
 export const vidaOptions = z.strictObject({
   /**
@@ -35,14 +36,21 @@ export const vidaOptions = z.strictObject({
    * + `-vida`, e.g. models/fmnist-resnet8-vida), or 'none' for fresh zero-initialised adapters.
    */
   warmup: z.string().optional(),
-  /** Uncertainty threshold of the knowledge allotment (default per family). */
-  threshold: z.number().min(0).optional(),
-  /** Adam learning rate of the backbone weights (default per family). */
-  lr: z.number().positive().optional(),
-  /** Adam learning rate of the adapter weights (default per family). */
-  adapterLr: z.number().positive().optional(),
-  /** Teacher EMA momentum. */
+  /** Uncertainty threshold of the knowledge allotment (per dataset, see `defaults`). */
+  threshold: z.number().min(0).default(0.05),
+  optimizer: z.enum(['adam', 'sgd']).default('adam'),
+  /** Learning rate of the backbone weights. */
+  lr: z.number().positive().default(1e-4),
+  /** Learning rate of the adapter weights. */
+  adapterLr: z.number().positive().default(1e-5),
+  /** SGD momentum and Nesterov (the ImageNet code: 0.9, Nesterov). */
+  sgdMomentum: z.number().min(0).max(1).default(0.9),
+  nesterov: z.boolean().default(false),
+  /** Teacher EMA momentum of the backbone weights, and of the adapters (ImageNet code: 0.8). */
   momentum: z.number().min(0).max(1).default(0.999),
+  adapterMomentum: z.number().min(0).max(1).default(0.999),
+  /** 'soft': CE against the teacher (CIFAR code); 'symmetric': 0.5/0.5 both ways (ImageNet code). */
+  loss: z.enum(['soft', 'symmetric']).default('soft'),
   /** Per-element probability of restoring a student weight after each step. */
   restore: z.number().min(0).max(1).default(0.1),
   /** Augmented teacher views for the uncertainty. */
@@ -57,6 +65,8 @@ export const vidaOptions = z.strictObject({
   layers: z.string().default(VIDA_ADAPTER_DEFAULTS.layers),
   lowRank: z.number().int().positive().default(VIDA_ADAPTER_DEFAULTS.lowRank),
   highRankFactor: z.number().positive().default(VIDA_ADAPTER_DEFAULTS.highRankFactor),
+  /** Initial std of fresh down projections: 1/r^2 (the authors' injection code) or 1/r. */
+  initStd: z.enum(['1/r^2', '1/r']).default(VIDA_ADAPTER_DEFAULTS.initStd),
 });
 
 type VidaOptions = z.output<typeof vidaOptions>;
@@ -77,142 +87,102 @@ export function viewUncertainty(viewLogits: tf.Tensor3D): tf.Scalar {
   });
 }
 
-export class VidaMethod implements AdaptationMethod {
-  readonly name = 'vida';
-  readonly usesLabels = false;
-  private student!: Network;
-  private teacher?: Network;
-  private source?: WeightSnapshot;
-  private backboneOptimizer?: tf.Optimizer;
-  private adapterOptimizer?: tf.Optimizer;
-  private pending?: tf.NamedTensorMap;
-  private rng!: Rng;
-  /** The student's adapter variables: the parameter group with its own learning rate. */
-  private adapterVariables = new Set<tf.Variable>();
-  private settings!: { threshold: number; lr: number; adapterLr: number };
+export class VidaMethod extends GradientMethod<VidaOptions> {
+  private teacher!: Network;
   /** Uncertainty of the last batch (inspection, tests). */
   lastUncertainty = 0;
 
-  constructor(readonly options: VidaOptions) {}
-
-  async init(ctx: MethodContext): Promise<void> {
-    const o = this.options;
-    this.settings = {
-      threshold: o.threshold ?? familyDefault('vida', 'threshold', ctx.family),
-      lr: o.lr ?? familyDefault('vida', 'lr', ctx.family),
-      adapterLr: o.adapterLr ?? familyDefault('vida', 'adapterLr', ctx.family),
-    };
-    this.rng = ctx.rng;
-    this.student = ctx.network;
-    if (!this.student.adapters) await this.attachAdapters(ctx);
-    this.student.setNormStatistics('batch');
-    this.teacher = await this.student.clone();
-    this.source = new WeightSnapshot(this.student);
-    this.adapterVariables = new Set(this.student.adapters!.namedVariables().values());
-    this.newOptimizers();
+  constructor(options: VidaOptions) {
+    super('vida', options);
   }
 
-  /** Adapters from the warm-up checkpoint (checked to share this backbone), or fresh ones. */
+  protected override async setup(ctx: MethodContext): Promise<void> {
+    if (!this.network.adapters) await this.attachAdapters(ctx);
+    this.network.setNormStatistics('batch');
+    this.teacher = await this.copyNetwork();
+  }
+
+  /** Adapters from the warm-up checkpoint (the run set-up checks it shares this backbone), or fresh ones. */
   private async attachAdapters(ctx: MethodContext): Promise<void> {
     const o = this.options;
     if (o.warmup === 'none') {
-      VidaAdapters.create(this.student, { layers: o.layers, lowRank: o.lowRank, highRankFactor: o.highRankFactor }, ctx.rng.fork('adapters')).attach(this.student);
+      const layout = { layers: o.layers, lowRank: o.lowRank, highRankFactor: o.highRankFactor, initStd: o.initStd };
+      VidaAdapters.create(this.network, layout, ctx.rng.fork('adapters')).attach(this.network);
       return;
     }
-    const path = o.warmup ?? (ctx.modelPath ? `${ctx.modelPath.replace(/[/\\]+$/, '')}-vida` : undefined);
-    if (!path || !existsSync(path)) {
-      throw new CttaError(`ViDA needs adapters warmed up on source data; ${path ? `${path} does not exist` : 'no warm-up checkpoint was given'}`, {
-        fix: `create it with \`ctta pretrain --adapters vida --from ${ctx.modelPath ?? '<model>'} --out ${path ?? '<dir>'}\`, point --set vida.warmup=<dir> at one, or use --set vida.warmup=none (no warm-up)`,
+    if (!ctx.companion) {
+      throw new CttaError('ViDA needs adapters warmed up on source data, and this run cannot load checkpoints', {
+        fix: 'give the method context a `companion` loader (ctta run does), or --set vida.warmup=none',
       });
     }
-    const { network: warm } = await loadModel(path);
+    const warm = await ctx.companion('vida', o.warmup);
     try {
-      if (!warm.adapters) throw new CttaError(`${path} has no adapters`, { fix: 'use a checkpoint written by `ctta pretrain --adapters vida`' });
-      const mine = this.student.namedWeights();
-      for (const [name, v] of warm.model.weights.map((w) => [w.originalName, w.read()] as const)) {
-        const same = mine.has(name) && mine.get(name)!.shape.join() === v.shape.join() && tf.tidy(() => tf.all(tf.equal(mine.get(name)!, v)).dataSync()[0] === 1);
-        if (!same) {
-          throw new CttaError(`the adapters in ${path} were warmed up on a different backbone (weight ${name} differs from the scenario's model)`, {
-            fix: `warm up adapters for this model: ctta pretrain --adapters vida --from ${ctx.modelPath ?? '<model>'} --out <dir>`,
-          });
-        }
-      }
-      warm.adapters.copyTo(this.student);
+      if (!warm.adapters) throw new CttaError('the ViDA warm-up checkpoint has no adapters', { fix: 'use a checkpoint written by `ctta pretrain --adapters vida`' });
+      warm.adapters.copyTo(this.network);
     } finally {
       warm.dispose();
     }
   }
 
-  private newOptimizers(): void {
-    this.backboneOptimizer = createOptimizer('adam', { lr: this.settings.lr });
-    this.adapterOptimizer = createOptimizer('adam', { lr: this.settings.adapterLr });
+  private adapterVariables(): tf.Variable[] {
+    return [...this.network.adapters!.namedVariables().values()];
   }
 
-  async predict(x: tf.Tensor4D): Promise<tf.Tensor2D> {
-    this.dropPending();
-    // Homeostatic allotment from the teacher's disagreement across augmented views.
-    const views = tf.tidy(() => tf.stack(Array.from({ length: this.options.views }, () => this.teacher!.logits(cottaAugment(x, this.rng, { noiseStd: this.options.noiseStd })))) as tf.Tensor3D);
+  protected trainable(): tf.Variable[] {
+    return this.network.trainableVariables();
+  }
+
+  /** Two parameter groups: the backbone and the adapters, each with its own rate. */
+  protected optimizers(): OptimizerSpec[] {
+    const o = this.options;
+    const adapters = new Set(this.adapterVariables());
+    const common = { kind: o.optimizer, momentum: o.sgdMomentum, nesterov: o.nesterov } as const;
+    return [
+      { ...common, lr: o.lr, variables: this.params.filter((v) => !adapters.has(v)) },
+      { ...common, lr: o.adapterLr, variables: [...adapters] },
+    ];
+  }
+
+  protected override evaluationNetwork(): Network {
+    return this.teacher;
+  }
+
+  /** Homeostatic allotment from the teacher's disagreement across views; returns the teacher's logits. */
+  protected override async prepare(x: tf.Tensor4D): Promise<tf.Tensor2D> {
+    const views = tf.tidy(() => tf.stack(Array.from({ length: this.options.views }, () => this.teacher.logits(cottaAugment(x, this.ctx.rng, { noiseStd: this.options.noiseStd })))) as tf.Tensor3D);
     const u = viewUncertainty(views);
     views.dispose();
     this.lastUncertainty = (await u.data())[0]!;
     u.dispose();
-    const scales = homeostaticScales(this.lastUncertainty, this.settings.threshold, this.options.scaleRule);
-    (this.student.adapters as VidaAdapters).scales = { ...scales };
-    (this.teacher!.adapters as VidaAdapters).scales = { ...scales };
-
-    const target = this.teacher!.logits(x);
-    const { value, grads } = tf.variableGrads(() => softCrossEntropy(this.student.logits(x), target), this.student.trainableVariables());
-    value.dispose();
-    this.pending = grads;
-    const probs = tf.softmax(target);
-    target.dispose();
-    return probs;
+    const scales = homeostaticScales(this.lastUncertainty, this.options.threshold, this.options.scaleRule);
+    (this.network.adapters as VidaAdapters).scales = { ...scales };
+    (this.teacher.adapters as VidaAdapters).scales = { ...scales };
+    this.diagnose('uncertainty', this.lastUncertainty);
+    this.diagnose('highBoosted', this.lastUncertainty >= this.options.threshold ? 1 : 0);
+    return this.teacher.logits(x);
   }
 
-  async adapt(): Promise<void> {
-    if (!this.pending) return;
-    // Split the gradients by parameter group: adapters get their own (smaller) learning rate.
-    const backbone: tf.NamedTensorMap = {};
-    const adapters: tf.NamedTensorMap = {};
-    for (const v of this.student.trainableVariables()) (this.adapterVariables.has(v) ? adapters : backbone)[v.name] = this.pending[v.name]!;
-    this.backboneOptimizer!.applyGradients(backbone);
-    this.adapterOptimizer!.applyGradients(adapters);
-    this.dropPending();
-    emaUpdate(this.teacher!, this.student, this.options.momentum);
-    stochasticRestore(this.student, this.source!, this.options.restore, this.rng);
+  protected objective(x: tf.Tensor4D, target: tf.Tensor | undefined): Objective {
+    const t = target as tf.Tensor2D;
+    const student = this.network.logits(x);
+    const loss = this.options.loss === 'symmetric' ? symmetricCrossEntropy(student, t) : softCrossEntropy(student, t);
+    return { loss, prediction: tf.softmax(t) };
   }
 
-  stateBytes(): number {
-    const trained = this.student.trainableVariables().reduce((s, p) => s + p.size * 4, 0);
-    const adapters = (this.student.adapters as VidaAdapters).bytes();
-    // Adapters (student), teacher copy with its adapters, source snapshot, Adam's two moments.
-    return adapters + this.teacher!.weightBytes() + adapters + this.source!.bytes() + 2 * trained;
+  protected override async afterStep(): Promise<void> {
+    const { momentum, adapterMomentum } = this.options;
+    emaUpdate(this.teacher, this.network, (name) => (name.startsWith('vida/') ? adapterMomentum : momentum));
+    stochasticRestore(this.network, this.source!, this.options.restore, this.ctx.rng);
   }
 
-  async reset(): Promise<void> {
-    this.dropPending();
-    this.source!.restore(this.student);
-    this.source!.restore(this.teacher!);
-    this.disposeOptimizers();
-    this.newOptimizers();
+  /** The adapters this method attached to the run's network. */
+  protected override extraStateBytes(): number {
+    return (this.network.adapters as VidaAdapters).bytes();
   }
 
-  dispose(): void {
-    this.dropPending();
-    this.source?.dispose();
-    this.teacher?.dispose();
-    this.disposeOptimizers();
-  }
-
-  private disposeOptimizers(): void {
-    if (this.backboneOptimizer) disposeOptimizer(this.backboneOptimizer);
-    if (this.adapterOptimizer) disposeOptimizer(this.adapterOptimizer);
-    this.backboneOptimizer = this.adapterOptimizer = undefined;
-  }
-
-  private dropPending(): void {
-    if (this.pending) tf.dispose(Object.values(this.pending));
-    this.pending = undefined;
+  override async reset(): Promise<void> {
+    await super.reset();
+    this.source!.restore(this.teacher);
   }
 }
 
@@ -221,5 +191,10 @@ registerMethod({
   description: 'ViDA: low/high-rank domain adapters scaled by teacher uncertainty, mean teacher, two learning rates, stochastic restore',
   usesLabels: false,
   options: vidaOptions,
+  defaults: {
+    cifar10: { optimizer: 'adam', lr: 1e-4, adapterLr: 1e-5, threshold: 0.05, restore: 0.1, loss: 'soft' },
+    cifar100: { optimizer: 'adam', lr: 3e-4, adapterLr: 1e-6, threshold: 0.05, restore: 0.1, loss: 'soft' },
+    imagenet: { optimizer: 'sgd', nesterov: true, lr: 5e-7, adapterLr: 2e-7, adapterMomentum: 0.8, threshold: 0.2, restore: 0, loss: 'symmetric' },
+  },
   create: (o) => new VidaMethod(o),
 });

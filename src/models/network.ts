@@ -145,6 +145,17 @@ export class Network {
     }
   }
 
+  /** Runs `fn` with every norm layer's running statistics read-only (held-out evaluation). */
+  withFrozenStatistics<T>(fn: () => T): T {
+    const before = this.norms.map((n) => n.frozen);
+    this.norms.forEach((n) => (n.frozen = true));
+    try {
+      return fn();
+    } finally {
+      this.norms.forEach((n, i) => (n.frozen = before[i]!));
+    }
+  }
+
   /**
    * Every weight (trainable or not) keyed by its stable name, e.g. `s1_b0_conv1/kernel`,
    * including attached adapters (`vida/<layer>/...`).

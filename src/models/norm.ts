@@ -29,6 +29,11 @@ export class NormLayer {
    * The update is detached from any gradient.
    */
   momentum: number | undefined = undefined;
+  /**
+   * While true the layer never writes its running statistics ('ema' normalises with the stored
+   * ones as they are): held-out evaluation must change no state (`Network.withFrozenStatistics`).
+   */
+  frozen = false;
 
   constructor(
     readonly name: string,
@@ -57,17 +62,17 @@ export class NormLayer {
     return tf.tidy(() => {
       let mean: tf.Tensor1D;
       let variance: tf.Tensor1D;
-      if (this.statistics === 'ema') {
+      if (this.statistics === 'ema' && !this.frozen) {
         const m = tf.moments(x, [0, 1, 2]);
         this.updateRunning(m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, x.size / this.channels, this.momentum ?? 0.1);
         mean = this.movingMean as tf.Tensor1D;
         variance = this.movingVariance as tf.Tensor1D;
-      } else if (this.statistics === 'running') {
+      } else if (this.statistics === 'running' || this.statistics === 'ema') {
         mean = this.movingMean as tf.Tensor1D;
         variance = this.movingVariance as tf.Tensor1D;
       } else {
         const m = tf.moments(x, [0, 1, 2]);
-        if (this.momentum !== undefined) this.updateRunning(m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, x.size / this.channels, this.momentum);
+        if (this.momentum !== undefined && !this.frozen) this.updateRunning(m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, x.size / this.channels, this.momentum);
         if (this.alpha === 1) {
           mean = m.mean as tf.Tensor1D;
           variance = m.variance as tf.Tensor1D;

@@ -1,14 +1,20 @@
 /**
  * The model zoo, timm-style: `createModel(name, options)` with validated options and defaults.
+ * More architectures are added with `registerModel` (e.g. from a `--plugin` module).
  */
 import { z } from 'zod';
 import type * as tf from '@tensorflow/tfjs';
 import { CttaError } from '../errors.js';
+import { Registry } from '../util/registry.js';
 import { Network } from './network.js';
 import { buildResNet } from './zoo/resnet.js';
 import { buildWideResNet } from './zoo/wide-resnet.js';
 
-const commonOptions = {
+/**
+ * Options every zoo model takes; spread them into a registered model's schema so that
+ * `ctta pretrain` (which passes inputShape, numClasses and seed) can build it.
+ */
+export const commonModelOptions = {
   inputShape: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]).default([28, 28, 1]),
   numClasses: z.number().int().min(2).default(10),
   norm: z.enum(['batch', 'group']).default('batch'),
@@ -16,59 +22,63 @@ const commonOptions = {
   seed: z.number().int().nonnegative().default(0),
 };
 
-const resnetOptions = z.strictObject({ ...commonOptions, width: z.number().int().positive().default(16) });
-const wrnOptions = z.strictObject({ ...commonOptions, widen: z.number().int().positive().default(10) });
-
-interface ModelEntry {
+/** What `registerModel` takes. */
+export interface ModelDefinition<O extends Record<string, unknown> = Record<string, unknown>> {
+  name: string;
   description: string;
-  schema: z.ZodType<Record<string, unknown>>;
-  build: (options: Record<string, unknown>) => tf.LayersModel;
+  /** Validates options and fills defaults; a zod object schema, so errors name the option. */
+  schema: z.ZodType<O>;
+  /** A freshly initialised model; seeded by the options, so the same options give the same weights. */
+  build: (options: O) => tf.LayersModel;
   /** Options forced by the name (e.g. `_gn` variants). */
-  fixed?: Record<string, unknown>;
+  fixed?: Partial<O>;
 }
 
-const resnet = (depth: number) => (o: Record<string, unknown>) =>
-  buildResNet({ ...(o as z.infer<typeof resnetOptions>), depth });
+const models = new Registry<ModelDefinition>('model', 'ctta.models.registry');
 
-const MODELS: Record<string, ModelEntry> = {
-  resnet8: { description: 'CIFAR-style ResNet-8 (1 block per stage), BatchNorm', schema: resnetOptions, build: resnet(8) },
-  resnet20: { description: 'CIFAR-style ResNet-20 (3 blocks per stage), BatchNorm', schema: resnetOptions, build: resnet(20) },
-  resnet26: { description: 'CIFAR-style ResNet-26 (4 blocks per stage), BatchNorm', schema: resnetOptions, build: resnet(26) },
-  resnet8_gn: {
-    description: 'ResNet-8 with GroupNorm (batch-independent; for label-shift studies)',
-    schema: resnetOptions,
-    build: resnet(8),
-    fixed: { norm: 'group' },
-  },
-  resnet26_gn: {
-    description: 'ResNet-26 with GroupNorm, as in the TTT/LAME label-shift experiments',
-    schema: resnetOptions,
-    build: resnet(26),
-    fixed: { norm: 'group' },
-  },
-  wrn28_10: {
-    description: 'WideResNet-28-10, pre-activation (the CIFAR CTTA benchmarks\' model); definition only',
-    schema: wrnOptions,
-    build: (o) => buildWideResNet({ ...(o as z.infer<typeof wrnOptions>), depth: 28 }),
-  },
-};
+/** Adds (or replaces) a zoo architecture; `createModel(definition.name, options)` then builds it. */
+export function registerModel<O extends Record<string, unknown>>(definition: ModelDefinition<O>): void {
+  models.register(definition as unknown as ModelDefinition);
+}
+
+const resnetOptions = z.strictObject({ ...commonModelOptions, width: z.number().int().positive().default(16) });
+const wrnOptions = z.strictObject({ ...commonModelOptions, widen: z.number().int().positive().default(10) });
+type ResNetOptions = z.infer<typeof resnetOptions>;
+
+const resnet = (name: string, depth: number, description: string, fixed?: Partial<ResNetOptions>): ModelDefinition<ResNetOptions> => ({
+  name,
+  description,
+  schema: resnetOptions,
+  build: (o) => buildResNet({ ...o, depth }),
+  fixed,
+});
+
+registerModel(resnet('resnet8', 8, 'CIFAR-style ResNet-8 (1 block per stage), BatchNorm'));
+registerModel(resnet('resnet20', 20, 'CIFAR-style ResNet-20 (3 blocks per stage), BatchNorm'));
+registerModel(resnet('resnet26', 26, 'CIFAR-style ResNet-26 (4 blocks per stage), BatchNorm'));
+registerModel(resnet('resnet8_gn', 8, 'ResNet-8 with GroupNorm (batch-independent; for label-shift studies)', { norm: 'group' }));
+registerModel(resnet('resnet26_gn', 26, 'ResNet-26 with GroupNorm, as in the TTT/LAME label-shift experiments', { norm: 'group' }));
+registerModel({
+  name: 'wrn28_10',
+  description: "WideResNet-28-10, pre-activation (the CIFAR CTTA benchmarks' model); definition only",
+  schema: wrnOptions,
+  build: (o) => buildWideResNet({ ...o, depth: 28 }),
+});
 
 export function listModels(): { name: string; description: string }[] {
-  return Object.entries(MODELS).map(([name, e]) => ({ name, description: e.description }));
+  return models.list().map((m) => ({ name: m.name, description: m.description }));
 }
 
 /** Validates options for a zoo model and fills in defaults. */
 export function resolveModelOptions(name: string, options: Record<string, unknown> = {}): Record<string, unknown> {
-  const entry = MODELS[name];
-  if (!entry) {
-    throw new CttaError(`unknown model "${name}"`, { fix: `use one of: ${Object.keys(MODELS).join(', ')}` });
-  }
+  const entry = models.get(name);
   const parsed = entry.schema.safeParse({ ...options, ...entry.fixed });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '(options)');
+    const shape = (entry.schema as { shape?: Record<string, unknown> }).shape;
     throw new CttaError(`model "${name}": option ${field}: ${issue.message}`, {
-      fix: `valid options: ${Object.keys((entry.schema as unknown as z.ZodObject).shape).join(', ')}`,
+      fix: shape ? `valid options: ${Object.keys(shape).join(', ')}` : `see the definition of model ${name}`,
     });
   }
   return parsed.data;
@@ -77,9 +87,9 @@ export function resolveModelOptions(name: string, options: Record<string, unknow
 /** A freshly initialised zoo model (seeded: same options, same weights). */
 export function createModel(name: string, options: Record<string, unknown> = {}): Network {
   const resolved = resolveModelOptions(name, options);
-  return new Network(MODELS[name]!.build(resolved), { architecture: name, options: resolved });
+  return new Network(models.get(name).build(resolved), { architecture: name, options: resolved });
 }
 
 export function isZooModel(name: string): boolean {
-  return name in MODELS;
+  return models.has(name);
 }

@@ -5,17 +5,19 @@
  * - online:  running error over the stream per method (mean over seeds), with a dashed rule and
  *            the domain's name where the stream enters a new domain;
  * - domains: grouped bars of the error per domain (final accuracy per task for OCL runs);
- * - matrix:  the OCL accuracy matrix as a heatmap, one panel per method.
+ * - matrix:  the OCL accuracy matrix as a heatmap, one panel per method;
+ * - diagnostics: one panel per per-batch diagnostic the methods reported, its value per batch
+ *            (mean over seeds) over the stream, domain boundaries marked as in 'online'.
  */
 import sharp from 'sharp';
 import type { TopLevelSpec } from 'vega-lite';
 import { CttaError } from '../errors.js';
 import type { BatchRecord } from '../eval/records.js';
-import { compareStrings, runName, type RunResult } from './results.js';
-import { describe, fixed, orderMethods, summarize, type Spread } from './table.js';
+import { compareStrings, runName, type FinishedRun } from './results.js';
+import { describe, DIAGNOSTIC_METHODS, diagnosticNames, fixed, orderMethods, summarize, type Spread } from './table.js';
 
-export type PlotKind = 'online' | 'domains' | 'matrix';
-export const PLOT_KINDS: readonly PlotKind[] = ['online', 'domains', 'matrix'];
+export type PlotKind = 'online' | 'domains' | 'matrix' | 'diagnostics';
+export const PLOT_KINDS: readonly PlotKind[] = ['online', 'domains', 'matrix', 'diagnostics'];
 
 export interface PlotOptions {
   kind: PlotKind;
@@ -25,7 +27,7 @@ export interface PlotOptions {
   methods?: string[];
   /** Error bars of 'domains' (as in the tables: std for 2 seeds, 95% CI for more). */
   spread?: Spread;
-  /** Points per curve at most in 'online' (the running error is smooth; SVGs stay small). */
+  /** Points per curve at most in 'online' and 'diagnostics' (SVGs stay small). */
   maxPoints?: number;
 }
 
@@ -38,7 +40,7 @@ const CONFIG = { font: 'sans-serif', view: { stroke: '#ddd' } };
 /** Beyond this many domain changes (mixed, gradual streams) the rules would be a grey smear. */
 const MAX_BOUNDARIES = 60;
 
-export function plotRuns(runs: RunResult[], options: PlotOptions): TopLevelSpec {
+export function plotRuns(runs: FinishedRun[], options: PlotOptions): TopLevelSpec {
   const scenario = pickScenario(runs, options.scenario);
   const ofScenario = runs.filter((r) => r.header.scenario === scenario);
   const methods = orderMethods(ofScenario.map((r) => runName(r.header)), options.methods, scenario);
@@ -50,12 +52,14 @@ export function plotRuns(runs: RunResult[], options: PlotOptions): TopLevelSpec 
       return domainsSpec(scenario, methods, ofScenario, options.spread ?? 'auto');
     case 'matrix':
       return matrixSpec(scenario, methods, byMethod);
+    case 'diagnostics':
+      return diagnosticsSpec(scenario, methods, byMethod, options.maxPoints ?? 500);
     default:
       throw new CttaError(`unknown plot kind "${String(options.kind)}"`, { fix: `use one of ${PLOT_KINDS.join(', ')}` });
   }
 }
 
-function pickScenario(runs: RunResult[], wanted: string | undefined): string {
+function pickScenario(runs: FinishedRun[], wanted: string | undefined): string {
   const scenarios = [...new Set(runs.map((r) => r.header.scenario))].sort(compareStrings);
   if (scenarios.length === 0) throw new CttaError('no finished runs to plot', { fix: 'run `ctta run` first, or pass its --out directory' });
   if (wanted !== undefined) {
@@ -68,7 +72,7 @@ function pickScenario(runs: RunResult[], wanted: string | undefined): string {
   return scenarios[0]!;
 }
 
-function sortedBatches(run: RunResult): BatchRecord[] {
+function sortedBatches(run: FinishedRun): BatchRecord[] {
   return [...run.batches].sort((a, b) => a.i - b.i);
 }
 
@@ -92,7 +96,7 @@ function mainDomain(b: BatchRecord): number | undefined {
   return best?.[0];
 }
 
-function onlineSpec(scenario: string, methods: string[], byMethod: RunResult[][], maxPoints: number): TopLevelSpec {
+function onlineSpec(scenario: string, methods: string[], byMethod: FinishedRun[][], maxPoints: number): TopLevelSpec {
   const points: { method: string; position: number; error: number }[] = [];
   methods.forEach((method, m) => {
     const runs = byMethod[m]!;
@@ -106,18 +110,8 @@ function onlineSpec(scenario: string, methods: string[], byMethod: RunResult[][]
       points.push({ method, position: batches[0]![k]!.end, error: describe(curves.map((c) => c[k]!)).mean });
     }
   });
-  // Domain boundaries from the first run drawn (the lowest seed of the first method).
-  const first = byMethod[0]![0]!;
-  const domains = first.header.domains;
-  const starts: { position: number; domain: string }[] = [];
-  let previous: number | undefined;
-  for (const b of sortedBatches(first)) {
-    const d = mainDomain(b);
-    if (d === undefined || d === previous) continue;
-    starts.push({ position: b.start, domain: domains[d] ?? `domain ${d}` });
-    previous = d;
-  }
   const layers: Record<string, unknown>[] = [
+    ...boundaryLayers(byMethod[0]![0]!, true),
     {
       name: 'online',
       data: { values: points },
@@ -129,22 +123,6 @@ function onlineSpec(scenario: string, methods: string[], byMethod: RunResult[][]
       },
     },
   ];
-  if (starts.length > 0 && starts.length <= MAX_BOUNDARIES) {
-    layers.unshift(
-      {
-        name: 'boundaries',
-        data: { values: starts.filter((s) => s.position > 0) },
-        mark: { type: 'rule', color: '#999', strokeDash: [3, 3], strokeWidth: 1 },
-        encoding: { x: { field: 'position', type: 'quantitative' } },
-      },
-      {
-        name: 'domainNames',
-        data: { values: starts },
-        mark: { type: 'text', angle: 90, align: 'left', baseline: 'bottom', dx: 3, dy: -2, fontSize: 9, color: '#555' },
-        encoding: { x: { field: 'position', type: 'quantitative' }, y: { value: 0 }, text: { field: 'domain', type: 'nominal' } },
-      },
-    );
-  }
   return {
     $schema: SCHEMA,
     title: `${scenario}: online error over the stream`,
@@ -156,7 +134,105 @@ function onlineSpec(scenario: string, methods: string[], byMethod: RunResult[][]
   } as unknown as TopLevelSpec;
 }
 
-function domainsSpec(scenario: string, methods: string[], runs: RunResult[], spread: Spread): TopLevelSpec {
+/**
+ * A dashed rule where the stream enters a new domain (and the domain's name, with `names`), from
+ * one run (seeds and methods of a scenario share the stream); none for streams that change domain
+ * too often to show.
+ */
+function boundaryLayers(run: FinishedRun, names: boolean): Record<string, unknown>[] {
+  const domains = run.header.domains;
+  const starts: { position: number; domain: string }[] = [];
+  let previous: number | undefined;
+  for (const b of sortedBatches(run)) {
+    const d = mainDomain(b);
+    if (d === undefined || d === previous) continue;
+    starts.push({ position: b.start, domain: domains[d] ?? `domain ${d}` });
+    previous = d;
+  }
+  if (starts.length === 0 || starts.length > MAX_BOUNDARIES) return [];
+  const layers: Record<string, unknown>[] = [
+    {
+      name: 'boundaries',
+      data: { values: starts.filter((s) => s.position > 0) },
+      mark: { type: 'rule', color: '#999', strokeDash: [3, 3], strokeWidth: 1 },
+      encoding: { x: { field: 'position', type: 'quantitative' } },
+    },
+  ];
+  if (names) {
+    layers.push({
+      name: 'domainNames',
+      data: { values: starts },
+      mark: { type: 'text', angle: 90, align: 'left', baseline: 'bottom', dx: 3, dy: -2, fontSize: 9, color: '#555' },
+      encoding: { x: { field: 'position', type: 'quantitative' }, y: { value: 0 }, text: { field: 'domain', type: 'nominal' } },
+    });
+  }
+  return layers;
+}
+
+/**
+ * One panel per diagnostic (stacked, sharing the x axis and the colours): its value per batch,
+ * mean over the seeds that report it at that batch; beyond maxPoints batches, means over
+ * consecutive windows (per-batch values are noisy: picking every k-th batch would alias).
+ */
+function diagnosticsSpec(scenario: string, methods: string[], byMethod: FinishedRun[][], maxPoints: number): TopLevelSpec {
+  const names = diagnosticNames(byMethod.flat());
+  if (names.length === 0) {
+    throw new CttaError(`the runs of scenario ${scenario} recorded no per-batch diagnostics`, {
+      fix: `only methods that report them record them (${DIAGNOSTIC_METHODS.join(', ')}): run one of those with this ctta, or use --kind online`,
+    });
+  }
+  const points: { diagnostic: string; method: string; position: number; value: number }[] = [];
+  methods.forEach((method, m) => {
+    const batches = byMethod[m]!.map(sortedBatches);
+    const length = Math.min(...batches.map((b) => b.length));
+    const window = Math.max(1, Math.ceil(length / Math.max(2, maxPoints)));
+    for (const name of names) {
+      for (let k0 = 0; k0 < length; k0 += window) {
+        const k1 = Math.min(length, k0 + window);
+        const values: number[] = [];
+        for (const seed of batches) for (let k = k0; k < k1; k++) if (seed[k]!.diagnostics?.[name] !== undefined) values.push(seed[k]!.diagnostics![name]!);
+        if (values.length > 0) points.push({ diagnostic: name, method, position: batches[0]![k1 - 1]!.end, value: describe(values).mean });
+      }
+    }
+  });
+  const drawn = methods.filter((m) => points.some((p) => p.method === m));
+  return {
+    $schema: SCHEMA,
+    title: `${scenario}: per-batch diagnostics, mean over seeds`,
+    background: 'white',
+    config: CONFIG,
+    resolve: { scale: { x: 'shared', color: 'shared' } },
+    vconcat: names.map((name, k) => ({
+      title: { text: name, anchor: 'start', fontSize: 12 },
+      width: 640,
+      height: 140,
+      layer: [
+        // Domain names once, in the top panel.
+        ...boundaryLayers(byMethod[0]![0]!, k === 0),
+        diagnosticLine(name, points.filter((p) => p.diagnostic === name), drawn, k === names.length - 1),
+      ],
+    })),
+  } as unknown as TopLevelSpec;
+}
+
+function diagnosticLine(name: string, values: { value: number }[], methods: string[], xTitle: boolean): Record<string, unknown> {
+  const lo = Math.min(...values.map((p) => p.value));
+  const hi = Math.max(...values.map((p) => p.value));
+  // A constant (a 0/1 flag never raised) would give vega an empty y domain and a single tick.
+  const scale = lo === hi ? { scale: { domain: [Math.min(0, lo), Math.max(1, hi)] } } : {};
+  return {
+    name: `diagnostic_${name}`,
+    data: { values },
+    mark: { type: 'line', strokeWidth: 1.2, clip: true },
+    encoding: {
+      x: { field: 'position', type: 'quantitative', title: xTitle ? 'images seen' : null, scale: { nice: false } },
+      y: { field: 'value', type: 'quantitative', title: null, ...scale }, // the panel's title names it
+      color: { field: 'method', type: 'nominal', sort: methods, title: 'method' },
+    },
+  };
+}
+
+function domainsSpec(scenario: string, methods: string[], runs: FinishedRun[], spread: Spread): TopLevelSpec {
   const rows = summarize(runs, { scenario, methods });
   const kind = rows[0]!.kind;
   // The domain (task) columns and the mean: everything before the resource columns.
@@ -202,7 +278,7 @@ function domainsSpec(scenario: string, methods: string[], runs: RunResult[], spr
   } as unknown as TopLevelSpec;
 }
 
-function matrixSpec(scenario: string, methods: string[], byMethod: RunResult[][]): TopLevelSpec {
+function matrixSpec(scenario: string, methods: string[], byMethod: FinishedRun[][]): TopLevelSpec {
   const values: { method: string; after: string; on: string; accuracy: number; label: string }[] = [];
   let tasks: string[] = [];
   methods.forEach((method, m) => {

@@ -6,11 +6,23 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { CttaError } from '../errors.js';
-import type { BatchRecord, RunHeader, RunSummary } from '../eval/records.js';
+import {
+  batchRecordSchema,
+  describeIssue,
+  RESULTS_FORMAT,
+  runHeaderSchema,
+  runSummarySchema,
+  type BatchRecord,
+  type RunHeader,
+  type RunSummary,
+} from '../eval/records.js';
 
-export interface RunResult {
+export { RESULTS_FORMAT };
+
+/** A finished run as read back from its file (the runner's in-memory result is eval/runner's RunResult). */
+export interface FinishedRun {
   /** Path of the result file. */
   file: string;
   header: RunHeader;
@@ -33,45 +45,8 @@ export interface RunFile {
   seed: number;
 }
 
-export const RESULTS_FORMAT = 'ctta-results/1';
 const FINISHED_FILE = /^seed-(\d+)\.jsonl$/;
 const REDO = 'delete it and re-run: ctta run skips finished runs';
-
-// Light validation: the fields the reports use, with their types. Unknown fields pass through,
-// so a runner that records more does not break older readers.
-const num = z.number();
-const headerSchema = z.looseObject({
-  type: z.literal('header'),
-  format: z.string(),
-  scenario: z.string().min(1),
-  method: z.string().min(1),
-  label: z.string().min(1).optional(),
-  seed: z.number().int().nonnegative(),
-  domains: z.array(z.string()),
-  tasks: z.array(z.string()),
-});
-const batchSchema = z.looseObject({
-  type: z.literal('batch'),
-  i: z.number().int().nonnegative(),
-  start: num,
-  end: num,
-  task: num,
-  perDomain: z.array(z.tuple([z.number().int().nonnegative(), num, num])),
-});
-const summarySchema = z.looseObject({
-  type: z.literal('summary'),
-  n: num,
-  errorPerDomain: z.record(z.string(), num),
-  meanError: num,
-  onlineError: num,
-  accuracyMatrix: z.array(z.array(num)).optional(),
-  finalAverageAccuracy: num.optional(),
-  forgetting: num.optional(),
-  bwt: num.optional(),
-  peakTensorBytes: num,
-  methodStateBytes: num,
-  imagesPerSecond: num,
-});
 
 /** Code-unit order: the same on every machine and locale (tables must be byte-identical). */
 export function compareStrings(a: string, b: string): number {
@@ -82,9 +57,9 @@ export function compareStrings(a: string, b: string): number {
  * Every finished run under `dir`, sorted by (scenario, method, seed). Unfinished `*.partial` files
  * and anything not shaped like `<scenario>/<method>/seed-<k>.jsonl` are skipped.
  */
-export async function readResults(dir: string): Promise<RunResult[]> {
+export async function readResults(dir: string): Promise<FinishedRun[]> {
   const files = await listRunFiles(dir);
-  const runs: RunResult[] = [];
+  const runs: FinishedRun[] = [];
   for (const f of files) runs.push(await readRunFile(f.file));
   runs.sort(compareRuns);
   // Two files claiming the same run (e.g. a results folder copied into another) would count a
@@ -101,7 +76,7 @@ export async function readResults(dir: string): Promise<RunResult[]> {
   return runs;
 }
 
-function compareRuns(a: RunResult, b: RunResult): number {
+function compareRuns(a: FinishedRun, b: FinishedRun): number {
   return (
     compareStrings(a.header.scenario, b.header.scenario) ||
     compareStrings(runName(a.header), runName(b.header)) ||
@@ -164,7 +139,7 @@ function dirError(dir: string, err: unknown): CttaError {
 }
 
 /** Parses and checks one result file; any damage is a CttaError naming the file and line. */
-export async function readRunFile(file: string): Promise<RunResult> {
+export async function readRunFile(file: string): Promise<FinishedRun> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -175,7 +150,7 @@ export async function readRunFile(file: string): Promise<RunResult> {
 }
 
 /** Parses the text of a result file (exported for tests and for callers holding the bytes). */
-export function parseRunText(text: string, file: string): RunResult {
+export function parseRunText(text: string, file: string): FinishedRun {
   const damaged = (line: number, what: string) => new CttaError(`${file}: line ${line}: ${what}`, { fix: REDO });
   const lines = text.split('\n');
   let header: RunHeader | undefined;
@@ -197,16 +172,18 @@ export function parseRunText(text: string, file: string): RunResult {
     const type = (value as { type?: unknown } | null)?.type;
     if (!header) {
       if (type !== 'header') throw damaged(line, `the first record must be the header, found ${describeType(type)}`);
-      header = check(headerSchema, value, damaged, line) as unknown as RunHeader;
-      if (header.format !== RESULTS_FORMAT) {
-        throw new CttaError(`${file}: line ${line}: format "${header.format}" is not ${RESULTS_FORMAT}`, {
+      // Checked before the schema: another format is not damage, and needs another fix.
+      const format = (value as { format?: unknown }).format;
+      if (typeof format === 'string' && format !== RESULTS_FORMAT) {
+        throw new CttaError(`${file}: line ${line}: format "${format}" is not ${RESULTS_FORMAT}`, {
           fix: 'read it with the ctta version that wrote it (see the header\'s "ctta" field), or re-run it with this one',
         });
       }
+      header = check(runHeaderSchema, value, damaged, line);
       continue;
     }
-    if (type === 'batch') batches.push(check(batchSchema, value, damaged, line) as unknown as BatchRecord);
-    else if (type === 'summary') summary = check(summarySchema, value, damaged, line) as unknown as RunSummary;
+    if (type === 'batch') batches.push(check(batchRecordSchema, value, damaged, line));
+    else if (type === 'summary') summary = check(runSummarySchema, value, damaged, line);
     else throw damaged(line, `unknown record ${describeType(type)} (expected "batch" or "summary")`);
   }
   if (!header) throw damaged(1, 'empty file, expected a header record');
@@ -225,7 +202,5 @@ function describeType(type: unknown): string {
 function check<T>(schema: z.ZodType<T>, value: unknown, damaged: (line: number, what: string) => CttaError, line: number): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const field = issue.path.length ? `field "${issue.path.join('.')}"` : 'record';
-  throw damaged(line, `${field}: ${issue.message}`);
+  throw damaged(line, describeIssue(r.error));
 }

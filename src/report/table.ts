@@ -2,14 +2,15 @@
  * The papers' table from result files: one row per (scenario, method), one column per domain
  * (error %, mean over seeds) plus their mean, then throughput and memory. Online continual
  * learning runs (those with an accuracy matrix) get one column per task (final accuracy %) plus
- * final average accuracy, forgetting and BWT instead.
+ * final average accuracy, forgetting and BWT instead. The diagnostics table (summarizeDiagnostics)
+ * has one column per per-batch diagnostic the methods reported, with the same rows and formats.
  *
  * Everything here is a pure function of the runs, with fixed decimals and code-unit ordering, so
  * the same files give byte-identical tables on any machine, sharded or not.
  */
 import { stringify } from 'csv-stringify/sync';
 import { CttaError } from '../errors.js';
-import { compareStrings, runName, type RunResult } from './results.js';
+import { compareStrings, runName, type FinishedRun } from './results.js';
 
 /** A column's value over seeds. */
 export interface Stat {
@@ -33,8 +34,11 @@ export interface TableCell {
 export interface TableRow {
   scenario: string;
   method: string;
-  /** 'ctta': cells are error % per domain; 'ocl': final accuracy % per task. */
-  kind: 'ctta' | 'ocl';
+  /**
+   * 'ctta': cells are error % per domain; 'ocl': final accuracy % per task; 'diagnostics':
+   * batches, then each per-batch diagnostic's mean over the run.
+   */
+  kind: 'ctta' | 'ocl' | 'diagnostics';
   seeds: number[];
   cells: TableCell[];
 }
@@ -50,6 +54,9 @@ export interface SummarizeOptions {
 export type Spread = 'auto' | 'std' | 'ci95' | 'none';
 
 const MIB = 1024 * 1024;
+
+/** The built-in methods that report per-batch diagnostics (named when a results folder has none). */
+export const DIAGNOSTIC_METHODS: readonly string[] = ['eata', 'sar', 'vida', 'cotta'];
 
 /** Two-sided 95% Student-t quantiles t(0.975, df) for df = 1..30; beyond that the normal 1.96. */
 const T975 = [
@@ -74,22 +81,80 @@ export function describe(values: number[]): Stat {
 }
 
 /** Rows of the papers' table; see the file comment. */
-export function summarize(runs: RunResult[], options: SummarizeOptions = {}): TableRow[] {
+export function summarize(runs: FinishedRun[], options: SummarizeOptions = {}): TableRow[] {
+  return groupRuns(runs, options).flatMap(({ scenario, groups }) => groups.map(({ method, runs }) => summarizeGroup(scenario, method, runs)));
+}
+
+/**
+ * Rows of the diagnostics table: per run name (the table's row order), `batches` and, for each
+ * diagnostic name reported in the scenario (in order of first appearance), its mean over the
+ * batches of a run that report it, then mean ± spread over seeds. "-" when some seed lacks it.
+ * Scenarios whose runs report no diagnostics give no rows.
+ */
+export function summarizeDiagnostics(runs: FinishedRun[], options: SummarizeOptions = {}): TableRow[] {
+  const rows: TableRow[] = [];
+  for (const { scenario, groups } of groupRuns(runs, options)) {
+    const names = diagnosticNames(groups.flatMap((g) => g.runs));
+    if (names.length === 0) continue;
+    const means = groups.map((g) => names.map((name) => g.runs.map((r) => diagnosticMean(r, name))));
+    for (const [k, { method, runs: group }] of groups.entries()) {
+      const cells: TableCell[] = [{ column: 'batches', decimals: 0, stat: describe(group.map((r) => r.batches.length)) }];
+      names.forEach((name, d) => {
+        const values = means[k]![d]!;
+        const ok = values.every((v): v is number => v !== undefined);
+        // 3 significant digits of the column's largest mean: counts and rare 0/1 flags both read well.
+        cells.push({ column: name, decimals: significantDecimals(means.flatMap((m) => m[d]!)), stat: ok ? describe(values) : null });
+      });
+      rows.push({ scenario, method, kind: 'diagnostics', seeds: group.map((r) => r.header.seed), cells });
+    }
+  }
+  return rows;
+}
+
+/** Diagnostic names of the runs, in order of first appearance (runs in table order, batches in order). */
+export function diagnosticNames(runs: FinishedRun[]): string[] {
+  const names = new Set<string>();
+  for (const r of runs) for (const b of r.batches) for (const name of Object.keys(b.diagnostics ?? {})) names.add(name);
+  return [...names];
+}
+
+/** Mean of a diagnostic over the run's batches that report it; undefined when none does. */
+function diagnosticMean(run: FinishedRun, name: string): number | undefined {
+  let sum = 0;
+  let n = 0;
+  for (const b of run.batches) {
+    const v = b.diagnostics?.[name];
+    if (v === undefined) continue;
+    sum += v;
+    n++;
+  }
+  return n === 0 ? undefined : sum / n;
+}
+
+function significantDecimals(values: (number | undefined)[]): number {
+  const largest = Math.max(0, ...values.map((v) => (v === undefined ? 0 : Math.abs(v))));
+  if (largest === 0) return 3;
+  return Math.min(6, Math.max(0, 2 - Math.floor(Math.log10(largest))));
+}
+
+/** The runs of each scenario (sorted) by run name, in table order; checks the filters. */
+function groupRuns(runs: FinishedRun[], options: SummarizeOptions): { scenario: string; groups: { method: string; runs: FinishedRun[] }[] }[] {
   const scenarios = [...new Set(runs.map((r) => r.header.scenario))].sort(compareStrings);
   if (options.scenario !== undefined && !scenarios.includes(options.scenario)) {
     throw new CttaError(`no finished runs of scenario "${options.scenario}"`, { fix: `pass one of: ${scenarios.join(', ') || '(none: run `ctta run` first)'}` });
   }
-  const rows: TableRow[] = [];
+  const out = [];
   for (const scenario of scenarios) {
     if (options.scenario !== undefined && scenario !== options.scenario) continue;
     const ofScenario = runs.filter((r) => r.header.scenario === scenario);
     checkSameScenario(ofScenario);
-    for (const method of orderMethods(ofScenario.map((r) => runName(r.header)), options.methods, scenario)) {
-      const group = ofScenario.filter((r) => runName(r.header) === method).sort((a, b) => a.header.seed - b.header.seed);
-      rows.push(summarizeGroup(scenario, method, group));
-    }
+    const groups = orderMethods(ofScenario.map((r) => runName(r.header)), options.methods, scenario).map((method) => ({
+      method,
+      runs: ofScenario.filter((r) => runName(r.header) === method).sort((a, b) => a.header.seed - b.header.seed),
+    }));
+    out.push({ scenario, groups });
   }
-  return rows;
+  return out;
 }
 
 /** `source` first, then alphabetical; or exactly the requested methods in the requested order. */
@@ -107,7 +172,7 @@ export function orderMethods(present: string[], requested: string[] | undefined,
 
 // Averaging methods over different streams would compare nothing: a table's runs must come from
 // the same scenario file (same hash), whatever machine or shard ran them.
-function checkSameScenario(runs: RunResult[]): void {
+function checkSameScenario(runs: FinishedRun[]): void {
   const first = runs[0]!;
   const other = runs.find((r) => r.header.scenarioHash !== first.header.scenarioHash);
   if (other) {
@@ -117,7 +182,7 @@ function checkSameScenario(runs: RunResult[]): void {
   }
 }
 
-function summarizeGroup(scenario: string, method: string, runs: RunResult[]): TableRow {
+function summarizeGroup(scenario: string, method: string, runs: FinishedRun[]): TableRow {
   const ocl = runs.map((r) => r.summary.accuracyMatrix !== undefined);
   if (ocl.some((v) => v !== ocl[0])) {
     const a = runs[ocl.indexOf(true)]!.file;
@@ -128,7 +193,7 @@ function summarizeGroup(scenario: string, method: string, runs: RunResult[]): Ta
   }
   const kind = ocl[0] ? 'ocl' : 'ctta';
   const header = runs[0]!.header;
-  const cell = (column: string, decimals: number, value: (r: RunResult) => number | undefined): TableCell => {
+  const cell = (column: string, decimals: number, value: (r: FinishedRun) => number | undefined): TableCell => {
     const values = runs.map(value);
     const ok = values.every((v): v is number => typeof v === 'number' && Number.isFinite(v));
     return { column, decimals, stat: ok ? describe(values) : null };
@@ -210,7 +275,7 @@ export function formatMarkdown(rows: TableRow[], options: { spread?: Spread } = 
   const parts: string[] = [];
   for (const group of tables(rows)) {
     const first = group[0]!;
-    const what = first.kind === 'ctta' ? 'error (%) per domain' : 'final accuracy (%) per task';
+    const what = { ctta: 'error (%) per domain', ocl: 'final accuracy (%) per task', diagnostics: 'diagnostics, mean per batch over the run' }[first.kind];
     const head = ['method', 'seeds', ...first.cells.map((c) => escapeMd(c.column))];
     const body = group.map((r) => [escapeMd(r.method), String(r.seeds.length), ...r.cells.map((c) => formatCell(c, spread))]);
     const widths = head.map((h, k) => Math.max(3, h.length, ...body.map((b) => b[k]!.length)));

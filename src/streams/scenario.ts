@@ -9,17 +9,35 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CttaError } from '../errors.js';
 import { repoRoot } from '../util/paths.js';
-import { CORRUPTIONS, EXTRA_CORRUPTIONS } from './corruptions/index.js';
+import { corruptionNames, isCorruptionName } from './corruptions/index.js';
+import { datasetNames, isDatasetName, isPrecorrupted, PRECORRUPTED_DATASETS } from './datasets/index.js';
 import { CLEAN_CORRUPTION, isOrderingName, orderingNames } from './orderings/index.js';
 
+/** The datasets ctta reads without registration; `registerDataset` adds more. */
 export const SCENARIO_DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'cifar10-c', 'cifar100-c', 'imagenet-c'] as const;
-export type ScenarioDataset = (typeof SCENARIO_DATASETS)[number];
+/** A shipped dataset's name or a registered one's (`string & {}` keeps editor completion). */
+export type ScenarioDataset = (typeof SCENARIO_DATASETS)[number] | (string & {});
 
 /** Datasets whose files already hold corrupted images (the engine does not corrupt them again). */
-export const PRECORRUPTED: readonly ScenarioDataset[] = ['cifar10-c', 'cifar100-c', 'imagenet-c'];
+export const PRECORRUPTED: readonly ScenarioDataset[] = PRECORRUPTED_DATASETS;
 
-const corruptionName = z.string().refine((c) => c === CLEAN_CORRUPTION || (CORRUPTIONS as readonly string[]).includes(c) || (EXTRA_CORRUPTIONS as readonly string[]).includes(c), {
-  error: (issue) => `unknown corruption "${String(issue.input)}"; expected one of ${[...CORRUPTIONS, ...EXTRA_CORRUPTIONS, CLEAN_CORRUPTION].join(', ')}`,
+/** Names a scenario's `dataset` accepts now: the registered (clean) datasets and the pre-corrupted files, sorted. */
+export function scenarioDatasetNames(): string[] {
+  return [...datasetNames(), ...PRECORRUPTED_DATASETS].sort();
+}
+
+// Checked when the file is parsed, so a dataset must be registered before its scenario is loaded.
+const datasetName = z.string().refine((d) => isDatasetName(d) || isPrecorrupted(d), {
+  error: (issue) => `unknown dataset "${String(issue.input)}"; expected one of ${scenarioDatasetNames().join(', ')} (or register it with registerDataset before loading the scenario)`,
+});
+const cleanDatasetName = z.string().refine(isDatasetName, {
+  error: (issue) =>
+    isPrecorrupted(String(issue.input))
+      ? `"${String(issue.input)}" holds corrupted images; expected a dataset of clean images: ${datasetNames().join(', ')}`
+      : `unknown dataset "${String(issue.input)}"; expected one of ${datasetNames().join(', ')}`,
+});
+const corruptionName = z.string().refine((c) => c === CLEAN_CORRUPTION || isCorruptionName(c), {
+  error: (issue) => `unknown corruption "${String(issue.input)}"; expected one of ${[...corruptionNames(), CLEAN_CORRUPTION].join(', ')}`,
 });
 const severity = z.number({ error: 'expected a severity 1-5 (0 only for "none")' }).int('expected an integer severity').min(0, 'expected a severity 1-5').max(5, 'expected a severity 1-5');
 
@@ -27,8 +45,15 @@ const scenarioSchema = z.strictObject({
   $schema: z.string().optional(),
   name: z.string().min(1).optional(),
   description: z.string().default(''),
-  dataset: z.enum(SCENARIO_DATASETS),
+  /** A registered dataset (corrupted on the fly by the engine) or pre-corrupted files (`PRECORRUPTED`). */
+  dataset: datasetName,
   split: z.enum(['train', 'test']).default('test'),
+  /**
+   * Where clean source images come from (EATA's Fisher information): a dataset of clean images
+   * with the stream's image shape. Default: the scenario's own dataset, uncorrupted, which
+   * pre-corrupted files do not have.
+   */
+  clean: z.strictObject({ dataset: cleanDatasetName, split: z.enum(['train', 'test']).default('test') }).optional(),
   /** Checkpoint directory or model.json; relative paths resolve against the working directory, then the ctta package. */
   model: z.string().min(1),
   /** Explicit domains; or give `corruptions` x `severities`. */

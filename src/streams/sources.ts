@@ -6,8 +6,8 @@
 import { CttaError } from '../errors.js';
 import { corruptBatch } from './corruptions/index.js';
 import { loadDataset } from './datasets/index.js';
-import { readCifarBinary, readCifarC, indexImageNetC, type LazyImageDataset } from './datasets/readers/index.js';
-import type { ImageDataset } from './datasets/types.js';
+import { readCifarC, indexImageNetC, type LazyImageDataset } from './datasets/readers/index.js';
+import type { DatasetSplit, ImageDataset } from './datasets/types.js';
 import { CLEAN_CORRUPTION, type Domain } from './orderings/index.js';
 import type { Scenario } from './scenario.js';
 
@@ -93,24 +93,34 @@ async function imageNetCSource(root: string, first: Domain, image: { resize: num
   };
 }
 
-/** Opens the scenario's data. `dataDir` (or the scenario's own) is required for all but Fashion-MNIST. */
+/** The message for data ctta cannot download when no `--data-dir` was given. */
+function needDir(scenario: Scenario, dataDir: string | undefined, what: string): string {
+  if (!dataDir) {
+    throw new CttaError(`scenario ${scenario.name} reads ${what}, which ctta cannot download`, { fix: `pass --data-dir DIR pointing at your copy of ${what}` });
+  }
+  return dataDir;
+}
+
+/**
+ * Loads a dataset of clean images (the registry's: fashion-mnist, cifar10, cifar100 or one added
+ * with `registerDataset`) for `scenario`, with `dataDir` as its data folder.
+ */
+export async function loadScenarioDataset(scenario: Scenario, name: string, split: DatasetSplit, dataDir: string | undefined): Promise<ImageDataset> {
+  // CIFAR is never downloaded: say so with the scenario's name rather than the loader's.
+  if (name === 'cifar10' || name === 'cifar100') needDir(scenario, dataDir, name.toUpperCase());
+  return loadDataset(name, split, { dataDir });
+}
+
+/** Opens the scenario's data. `dataDir` is required for the CIFAR and ImageNet files; registered datasets get it too. */
 export async function openSource(scenario: Scenario, domains: Domain[], options: SourceOptions): Promise<DomainImageSource> {
-  const needDir = (what: string): string => {
-    if (!options.dataDir) {
-      throw new CttaError(`scenario ${scenario.name} reads ${what}, which ctta cannot download`, { fix: `pass --data-dir DIR pointing at your copy of ${what}` });
-    }
-    return options.dataDir;
-  };
   switch (scenario.dataset) {
-    case 'fashion-mnist':
-      return engineSource(await loadDataset('fashion-mnist', scenario.split, { dataDir: options.dataDir }), options.seed);
-    case 'cifar10':
-    case 'cifar100':
-      return engineSource(await readCifarBinary(needDir(scenario.dataset.toUpperCase()), { split: scenario.split, variant: scenario.dataset }), options.seed);
     case 'cifar10-c':
     case 'cifar100-c':
-      return cifarCSource(needDir(scenario.dataset.toUpperCase()), scenario.dataset, domains[0]!);
+      return cifarCSource(needDir(scenario, options.dataDir, scenario.dataset.toUpperCase()), scenario.dataset, domains[0]!);
     case 'imagenet-c':
-      return imageNetCSource(needDir('ImageNet-C'), domains[0]!, scenario.image ?? { resize: 256, crop: 224 });
+      return imageNetCSource(needDir(scenario, options.dataDir, 'ImageNet-C'), domains[0]!, scenario.image ?? { resize: 256, crop: 224 });
+    default:
+      // Every other dataset is clean and corrupted on the fly.
+      return engineSource(await loadScenarioDataset(scenario, scenario.dataset, scenario.split, options.dataDir), options.seed);
   }
 }

@@ -5,8 +5,10 @@ import { CORRUPTIONS, EXTRA_CORRUPTIONS } from '../../streams/corruptions/index.
 import { orderingNames } from '../../streams/orderings/index.js';
 import { loadScenario, scenariosDir } from '../../streams/scenario.js';
 import { CttaError } from '../../errors.js';
-import { FAMILY_DEFAULTS } from '../../methods/family-defaults.js';
 import { listMethods } from '../../methods/index.js';
+import type { DatasetDefaultsKey } from '../../streams/datasets/types.js';
+
+const DATASET_ROWS: DatasetDefaultsKey[] = ['cifar10', 'cifar100', 'imagenet', 'fashion-mnist'];
 
 const WHAT = ['methods', 'corruptions', 'scenarios', 'models', 'orderings'] as const;
 
@@ -24,15 +26,14 @@ Examples:
         case 'methods':
           for (const m of listMethods()) {
             const defaults = m.options.parse({});
-            const family = FAMILY_DEFAULTS[m.name];
-            // Options left unset take their value from the scenario family's column.
-            const opts = Object.keys(m.options.shape ?? {}).map((k) => `${k}=${defaults[k] !== undefined ? JSON.stringify(defaults[k]) : family?.small[k] !== undefined ? '(family)' : '(unset)'}`);
+            const opts = Object.keys(m.options.shape ?? {}).map((k) => `${k}=${defaults[k] !== undefined ? JSON.stringify(defaults[k]) : '(unset)'}`);
             console.log(`${m.name.padEnd(12)} ${m.usesLabels ? 'labels ' : 'no labels'}  ${m.description}${opts.length ? `\n${' '.repeat(24)}options: ${opts.join(', ')}` : ''}`);
-          }
-          console.log('\ndefaults per scenario family (small: CIFAR-like and Fashion-MNIST; imagenet: ImageNet-C):');
-          for (const [method, f] of Object.entries(FAMILY_DEFAULTS)) {
-            const show = (v: Record<string, unknown>) => Object.entries(v).map(([k, x]) => `${k}=${x}`).join(', ');
-            console.log(`  ${method.padEnd(10)} small: ${show(f.small).padEnd(50)} imagenet: ${show(f.imagenet)}`);
+            // The values the papers set per dataset; an option the user leaves unset takes the
+            // scenario dataset's row (a missing row: CIFAR-10's).
+            for (const row of DATASET_ROWS) {
+              const values = m.defaults?.[row];
+              if (values) console.log(`${' '.repeat(24)}${row}: ${Object.entries(values).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}`);
+            }
           }
           return;
         case 'corruptions':

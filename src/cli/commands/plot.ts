@@ -8,17 +8,18 @@ const OUTPUTS = ['.svg', '.png', '.json'];
 
 export function plotCommand(): Command {
   return new Command('plot')
-    .description('plot result files: online error over the stream, error per domain, or the OCL accuracy matrix')
+    .description("plot result files: online error over the stream, error per domain, the OCL accuracy matrix, or the methods' per-batch diagnostics")
     .argument('<dir>', 'results directory (the --out of ctta run)')
     .requiredOption('--out <file>', 'FILE.svg or FILE.png (FILE.json: the Vega-Lite spec, to restyle it)', outOption)
-    .option('--kind <kind>', 'online | domains | matrix', choiceOption('--kind', PLOT_KINDS), 'online')
+    .option('--kind <kind>', 'online | domains | matrix | diagnostics (one panel per diagnostic, value per batch, mean over seeds)', choiceOption('--kind', PLOT_KINDS), 'online')
     .option('--scenario <name>', 'the scenario to plot (needed when the results hold several)')
     .option('--methods <list>', 'only these methods, in this order, comma-separated (default: all, source first)', listOption('--methods'))
     .addHelpText('after', `
 Examples:
   ctta plot results/ --out online.svg                    # running error, one line per method
   ctta plot results/ --kind domains --scenario fmnist-c-continual --out domains.png
-  ctta plot results/ --kind matrix --scenario fmnist-class-incremental --out matrix.svg`)
+  ctta plot results/ --kind matrix --scenario fmnist-class-incremental --out matrix.svg
+  ctta plot results/ --kind diagnostics --scenario fmnist-c-continual --methods eata,sar --out diag.svg`)
     .action(async (dir: string, o) => {
       const runs = await readResults(dir);
       requireRuns(runs, dir);

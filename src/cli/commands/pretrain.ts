@@ -42,6 +42,7 @@ export function pretrainCommand(): Command {
     .option('--adapter-layers <sel>', "layers that get adapters: blocks (residual-block convs), all, or a name pattern", VIDA_ADAPTER_DEFAULTS.layers)
     .option('--low-rank <n>', 'middle width of the low-rank adapter branch', intOption('--low-rank', 1), VIDA_ADAPTER_DEFAULTS.lowRank)
     .option('--high-rank-factor <x>', 'middle width of the high-rank branch, in multiples of the input channels', floatOption('--high-rank-factor'), VIDA_ADAPTER_DEFAULTS.highRankFactor)
+    .addOption(new Option('--init-std <rule>', 'std of fresh adapter down projections of middle width r').choices(['1/r^2', '1/r']).default(VIDA_ADAPTER_DEFAULTS.initStd))
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
     .option('--quiet', 'no progress bar')
     .addHelpText(
@@ -68,7 +69,7 @@ Examples:
       let warmup: { network: Network; variables: tf.Variable[] } | undefined;
       if (base) {
         if (base.network.adapters) throw new CttaError(`${o.from} already has adapters`, { fix: 'warm up from the plain model (e.g. models/fmnist-resnet8)' });
-        const adapters = VidaAdapters.create(base.network, { layers: o.adapterLayers, lowRank: o.lowRank, highRankFactor: o.highRankFactor }, Rng.derive(o.seed, 'vida-init')).attach(base.network);
+        const adapters = VidaAdapters.create(base.network, { layers: o.adapterLayers, lowRank: o.lowRank, highRankFactor: o.highRankFactor, initStd: o.initStd }, Rng.derive(o.seed, 'vida-init')).attach(base.network);
         warmup = { network: base.network, variables: adapters.variables() };
       }
       const bar = progressBar(o.epochs, 'epoch {epoch}/{total} [{bar}] step {step} loss {loss} | {ips} img/s | ETA {eta_t}', { quiet: o.quiet });

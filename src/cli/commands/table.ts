@@ -2,8 +2,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CttaError } from '../../errors.js';
-import { readResults, type RunResult } from '../../report/results.js';
-import { formatCsv, formatMarkdown, summarize, type Spread } from '../../report/table.js';
+import { readResults, type FinishedRun } from '../../report/results.js';
+import { DIAGNOSTIC_METHODS, formatCsv, formatMarkdown, summarize, summarizeDiagnostics, type Spread } from '../../report/table.js';
 import { choiceOption } from '../parse.js';
 
 const FORMATS = ['md', 'csv'] as const;
@@ -18,15 +18,24 @@ export function tableCommand(): Command {
     .option('--format <fmt>', "md | csv (default: csv if --out ends in .csv, else md)", choiceOption('--format', FORMATS))
     .option('--spread <what>', '"±" shows: auto (std for 2 seeds, 95% t-interval for 3+) | std | ci95 | none', choiceOption('--spread', SPREADS), 'auto')
     .option('--out <file>', 'write the table to this file instead of printing it')
+    .option('--diagnostics', "instead: the methods' per-batch diagnostics (e.g. EATA selected), mean per batch over the run, then over seeds")
     .addHelpText('after', `
 Examples:
   ctta table results/                                  # markdown, every scenario
   ctta table results/ --scenario fmnist-c-continual --methods source,bn,tent
-  ctta table results/ --format csv --out table.csv`)
+  ctta table results/ --format csv --out table.csv
+  ctta table results/ --diagnostics --methods eata,sar # one column per diagnostic, plus batches`)
     .action(async (dir: string, o) => {
       const runs = await readResults(dir);
       requireRuns(runs, dir);
-      const rows = summarize(runs, { scenario: o.scenario, methods: o.methods });
+      const filter = { scenario: o.scenario, methods: o.methods };
+      const rows = o.diagnostics ? summarizeDiagnostics(runs, filter) : summarize(runs, filter);
+      if (o.diagnostics && rows.length === 0) {
+        const scope = [o.scenario && `scenario ${o.scenario}`, o.methods && `methods ${o.methods.join(', ')}`].filter(Boolean).join(', ');
+        throw new CttaError(`no diagnostics recorded in ${dir}${scope ? ` (${scope})` : ''}`, {
+          fix: `only methods that report per-batch diagnostics record them (${DIAGNOSTIC_METHODS.join(', ')}): run one of those with this ctta`,
+        });
+      }
       const format = o.format ?? (o.out?.toLowerCase().endsWith('.csv') ? 'csv' : 'md');
       const text = format === 'csv' ? formatCsv(rows) : formatMarkdown(rows, { spread: o.spread });
       if (!o.out) {
@@ -47,7 +56,7 @@ export function listOption(name: string) {
   };
 }
 
-export function requireRuns(runs: RunResult[], dir: string): void {
+export function requireRuns(runs: FinishedRun[], dir: string): void {
   if (runs.length === 0) {
     throw new CttaError(`no finished runs in ${dir}`, {
       fix: 'pass the --out directory of `ctta run` (it holds <scenario>/<method>/seed-<k>.jsonl)',

@@ -23,9 +23,15 @@ export interface VidaAdapterOptions {
   lowRank: number;
   /** Middle width of the high-rank branch as a multiple of the layer's input channels. */
   highRankFactor: number;
+  /**
+   * Std of the fresh down projections for a branch of middle width r: 1/r^2, as the authors'
+   * injection code does (`std=1/r**2`), or 1/r (the earlier reading; the same for rank 1).
+   * Only fresh adapters use it; checkpoints carry their trained values.
+   */
+  initStd?: '1/r^2' | '1/r';
 }
 
-export const VIDA_ADAPTER_DEFAULTS: VidaAdapterOptions = { layers: 'blocks', lowRank: 1, highRankFactor: 2 };
+export const VIDA_ADAPTER_DEFAULTS = { layers: 'blocks', lowRank: 1, highRankFactor: 2, initStd: '1/r^2' } as const satisfies VidaAdapterOptions;
 
 interface Branch {
   down: tf.Variable;
@@ -79,7 +85,7 @@ export class VidaAdapters {
 
   /** Fresh adapters (up projections zero) for the selected layers of `network`. */
   static create(network: Network, options: Partial<VidaAdapterOptions>, rng: Rng): VidaAdapters {
-    const o = { ...VIDA_ADAPTER_DEFAULTS, ...options };
+    const o: VidaAdapterOptions = { ...VIDA_ADAPTER_DEFAULTS, ...options };
     const set = new VidaAdapters(o);
     for (const layer of selectAdapterLayers(network, o.layers)) {
       const config = layer.getConfig() as Record<string, unknown>;
@@ -98,7 +104,7 @@ export class VidaAdapters {
         const upShape = isConv ? [1, 1, rank, outChannels] : [rank, outChannels];
         const seed = rng.int(0, 2 ** 31 - 1);
         return {
-          down: variableFrom(tf.randomNormal(downShape, 0, 1 / rank, 'float32', seed)),
+          down: variableFrom(tf.randomNormal(downShape, 0, o.initStd === '1/r' ? 1 / rank : 1 / rank ** 2, 'float32', seed)),
           up: variableFrom(tf.zeros(upShape)),
           downName: `vida/${layer.name}/${part}_down`,
           upName: `vida/${layer.name}/${part}_up`,

@@ -2,7 +2,7 @@
  * The corruption engine: the 15 ImageNet-C corruptions (+ the 4 extra validation ones) at
  * severities 1-5 for any HxWxC uint8 image (C = 1 or 3), with the CIFAR-10-C parameters,
  * deterministic for (seed, image index, corruption, severity). Turns any dataset into a "-C"
- * stream.
+ * stream. `registerCorruption` adds more; they get the same per-image random streams.
  *
  * ```ts
  * const out = await corruptImage(img, 'fog', 3, { seed: 0, index: 42 });
@@ -10,6 +10,7 @@
  * ```
  */
 import { CttaError } from '../../errors.js';
+import { Registry } from '../../util/registry.js';
 import { defocusBlur, gaussianBlur, glassBlur, motionBlur, zoomBlur } from './blur.js';
 import { brightness, contrast, elasticTransform, jpegCompression, pixelate, saturate } from './digital.js';
 import { gaussianNoise, impulseNoise, shotNoise, speckleNoise } from './noise.js';
@@ -19,6 +20,7 @@ import type { CorruptionFn, Image, Severity } from './types.js';
 import { fog, frost, snow } from './weather.js';
 
 export type { CorruptionFn, Image, Severity } from './types.js';
+export type { CorruptionRng } from './rng.js';
 export { encodeJpeg } from './digital.js';
 export { frostDir } from './frost-overlays.js';
 
@@ -44,11 +46,33 @@ export const CORRUPTIONS = [
 /** The 4 held-out validation corruptions of the same paper. */
 export const EXTRA_CORRUPTIONS = ['speckle_noise', 'gaussian_blur', 'spatter', 'saturate'] as const;
 
-export type CorruptionName = (typeof CORRUPTIONS)[number] | (typeof EXTRA_CORRUPTIONS)[number];
+export type BuiltinCorruptionName = (typeof CORRUPTIONS)[number] | (typeof EXTRA_CORRUPTIONS)[number];
+
+/** A shipped corruption's name or one added with `registerCorruption` (`string & {}` keeps editor completion). */
+export type CorruptionName = BuiltinCorruptionName | (string & {});
 
 export const SEVERITIES: readonly Severity[] = [1, 2, 3, 4, 5];
 
-const REGISTRY: Record<CorruptionName, CorruptionFn> = {
+/** What `registerCorruption` takes. */
+export interface CorruptionDefinition {
+  name: string;
+  /**
+   * Corrupts one image; a pure function of (image, severity, rng). `rng` is derived from (seed,
+   * image index, name, severity), so the output is reproducible whatever the batch or order.
+   */
+  apply: CorruptionFn;
+  description?: string;
+}
+
+// "none" is the clean domain of scenarios and orderings, so no corruption may take that name.
+const corruptions = new Registry<CorruptionDefinition>('corruption', 'ctta.corruptions.registry', { reserved: ['none'] });
+
+/** Adds (or replaces) a corruption; corruptImage, corruptBatch and scenario files then accept its name. */
+export function registerCorruption(definition: CorruptionDefinition): void {
+  corruptions.register(definition);
+}
+
+const BUILTIN: Record<BuiltinCorruptionName, CorruptionFn> = {
   gaussian_noise: gaussianNoise,
   shot_noise: shotNoise,
   impulse_noise: impulseNoise,
@@ -69,6 +93,12 @@ const REGISTRY: Record<CorruptionName, CorruptionFn> = {
   spatter,
   saturate,
 };
+for (const name of [...CORRUPTIONS, ...EXTRA_CORRUPTIONS]) registerCorruption({ name, apply: BUILTIN[name] });
+
+/** Every corruption name, the 15 + 4 shipped ones first, then registered ones. */
+export function corruptionNames(): CorruptionName[] {
+  return corruptions.names();
+}
 
 /** Corruptions that do not consume random numbers (the same for every seed). */
 export const DETERMINISTIC_CORRUPTIONS: readonly CorruptionName[] = [
@@ -83,14 +113,12 @@ export const DETERMINISTIC_CORRUPTIONS: readonly CorruptionName[] = [
 ];
 
 export function isCorruptionName(name: string): name is CorruptionName {
-  return Object.prototype.hasOwnProperty.call(REGISTRY, name);
+  return corruptions.has(name);
 }
 
 function checkName(name: string): CorruptionName {
   if (!isCorruptionName(name)) {
-    throw new CttaError(`unknown corruption "${name}"`, {
-      fix: `corruption must be one of: ${[...CORRUPTIONS, ...EXTRA_CORRUPTIONS].join(', ')}`,
-    });
+    throw new CttaError(`unknown corruption "${name}"`, { fix: `corruption must be one of: ${corruptionNames().join(', ')}` });
   }
   return name;
 }
@@ -146,7 +174,7 @@ export async function corruptImage(img: Image, name: string, severity: number, o
   checkInteger('index', opts.index);
   checkShape(img.height, img.width, img.channels, img.data.length, 'image');
   const rng = deriveRng(opts.seed, opts.index, corruption, sev);
-  return REGISTRY[corruption](img, sev, rng);
+  return corruptions.get(corruption).apply(img, sev, rng);
 }
 
 export interface CorruptBatchOptions {
@@ -190,7 +218,7 @@ export async function corruptBatch(
   }
   const size = h * w * c;
   const out = new Uint8Array(n * size);
-  const fn = REGISTRY[corruption];
+  const fn = corruptions.get(corruption).apply;
   const one = async (i: number): Promise<void> => {
     const img: Image = { data: images.subarray(i * size, (i + 1) * size), height: h, width: w, channels: c };
     const index = opts.indices ? opts.indices[i]! : opts.startIndex + i;

@@ -37,3 +37,9 @@ export interface LoadDatasetOptions {
   /** Download progress; when given, no progress bar is drawn. */
   onProgress?: (progress: DownloadProgress) => void;
 }
+
+/**
+ * Which row of a method's per-dataset default table a dataset takes: its own for the datasets
+ * the papers tuned on, CIFAR-10's for small images otherwise.
+ */
+export type DatasetDefaultsKey = 'fashion-mnist' | 'cifar10' | 'cifar100' | 'imagenet';

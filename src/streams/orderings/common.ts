@@ -12,7 +12,8 @@ import { CttaError } from '../../errors.js';
 import type { Label } from '../../util/rng.js';
 import { SeededRng } from './rng.js';
 
-export type OrderingName =
+/** The orderings ctta ships. */
+export type BuiltinOrderingName =
   | 'continual'
   | 'reset_each_shift'
   | 'gradual'
@@ -21,6 +22,9 @@ export type OrderingName =
   | 'class_incremental'
   | 'domain_incremental'
   | 'imbalanced';
+
+/** A shipped ordering's name or one added with `registerOrdering` (`string & {}` keeps editor completion). */
+export type OrderingName = BuiltinOrderingName | (string & {});
 
 /** The labels of the split being ordered: the array itself or anything holding it (an ImageDataset). */
 export type LabelSource = Int32Array | { readonly labels: Int32Array; readonly classNames?: readonly string[] };

@@ -1,11 +1,11 @@
 /**
  * Orderings: which sample, under which domain and task, at each stream position. Every ordering
  * is a pure function of (labels, domains, params, seed[, evaluation labels]); `makeOrdering`
- * dispatches by the name a scenario file uses.
+ * dispatches by the name a scenario file uses; `registerOrdering` adds more.
  */
-import { CttaError } from '../../errors.js';
+import { Registry } from '../../util/registry.js';
 import { classIncremental } from './class-incremental.js';
-import type { DomainInput, LabelSource, Ordering, OrderingFn, OrderingName } from './common.js';
+import type { BuiltinOrderingName, DomainInput, LabelSource, Ordering, OrderingFn, OrderingName } from './common.js';
 import { continual } from './continual.js';
 import { dirichlet } from './dirichlet.js';
 import { domainIncremental } from './domain-incremental.js';
@@ -15,7 +15,7 @@ import { mixed } from './mixed.js';
 import { resetEachShift } from './reset-each-shift.js';
 
 export { CLEAN_CORRUPTION } from './common.js';
-export type { Domain, DomainInput, LabelSource, Ordering, OrderingFn, OrderingName, TaskInfo } from './common.js';
+export type { BuiltinOrderingName, Domain, DomainInput, LabelSource, Ordering, OrderingFn, OrderingName, TaskInfo } from './common.js';
 export { classIncremental, classIncrementalParams, type ClassIncrementalParams } from './class-incremental.js';
 export { continual, continualParams, type ContinualParams } from './continual.js';
 export { dirichlet, dirichletChunks, dirichletParams, type DirichletParams } from './dirichlet.js';
@@ -26,24 +26,43 @@ export { mixed, mixedParams, type MixedParams } from './mixed.js';
 export { resetEachShift } from './reset-each-shift.js';
 export { SeededRng } from './rng.js';
 
-const ORDERINGS: Record<OrderingName, OrderingFn> = {
-  continual: continual as OrderingFn,
-  reset_each_shift: resetEachShift as OrderingFn,
-  gradual: gradual as OrderingFn,
-  mixed: mixed as OrderingFn,
-  dirichlet: dirichlet as OrderingFn,
-  class_incremental: classIncremental as OrderingFn,
-  domain_incremental: domainIncremental as OrderingFn,
-  imbalanced: imbalanced as OrderingFn,
-};
+/** What `registerOrdering` takes. */
+export interface OrderingDefinition {
+  name: string;
+  /**
+   * Builds the ordering; it validates `params` itself (throw a CttaError naming the field) and
+   * sets the result's `kind` to `name`. Must be a pure function of its arguments.
+   */
+  create: OrderingFn;
+  description?: string;
+}
 
-/** Names `makeOrdering` accepts, in a stable order. */
+const orderings = new Registry<OrderingDefinition>('ordering', 'ctta.orderings.registry');
+
+/** Adds (or replaces) an ordering; scenario files can then name it in `ordering.name`. */
+export function registerOrdering(definition: OrderingDefinition): void {
+  orderings.register(definition);
+}
+
+const builtin: [BuiltinOrderingName, OrderingFn][] = [
+  ['continual', continual as OrderingFn],
+  ['reset_each_shift', resetEachShift as OrderingFn],
+  ['gradual', gradual as OrderingFn],
+  ['mixed', mixed as OrderingFn],
+  ['dirichlet', dirichlet as OrderingFn],
+  ['class_incremental', classIncremental as OrderingFn],
+  ['domain_incremental', domainIncremental as OrderingFn],
+  ['imbalanced', imbalanced as OrderingFn],
+];
+for (const [name, create] of builtin) registerOrdering({ name, create });
+
+/** Names `makeOrdering` accepts, in a stable order (shipped ones first, then registration order). */
 export function orderingNames(): OrderingName[] {
-  return Object.keys(ORDERINGS) as OrderingName[];
+  return orderings.names();
 }
 
 export function isOrderingName(name: string): name is OrderingName {
-  return Object.prototype.hasOwnProperty.call(ORDERINGS, name);
+  return orderings.has(name);
 }
 
 /**
@@ -59,8 +78,5 @@ export function makeOrdering(
   seed: number,
   evalSource?: LabelSource,
 ): Ordering {
-  if (!isOrderingName(name)) {
-    throw new CttaError(`unknown ordering "${name}"`, { fix: `use one of: ${orderingNames().join(', ')}` });
-  }
-  return ORDERINGS[name](source, domains, params, seed, evalSource);
+  return orderings.get(name).create(source, domains, params, seed, evalSource);
 }

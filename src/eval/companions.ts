@@ -1,0 +1,41 @@
+/**
+ * Companion checkpoints of a scenario's model, loaded for methods (which never read files):
+ * ViDA's warmed-up adapters live beside the model as `<model>-vida`. A companion must carry the
+ * very same backbone, bit for bit, or its adapters were trained for another model.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
+import { CttaError } from '../errors.js';
+import { loadModel } from '../models/checkpoint.js';
+import type { Network } from '../models/network.js';
+
+/** Where a companion of kind `kind` is looked for when the method's option names none. */
+export function companionPath(modelPath: string, kind: string): string {
+  return `${modelPath.replace(/[/\\]+$/, '')}-${kind}`;
+}
+
+/** Loads the companion and checks it shares `network`'s backbone; the caller disposes it. */
+export async function loadCompanion(network: Network, modelPath: string, kind: string, path?: string): Promise<Network> {
+  const file = path ?? companionPath(modelPath, kind);
+  const make = `ctta pretrain --adapters ${kind} --from ${modelPath} --out ${file}`;
+  if (!existsSync(file)) {
+    throw new CttaError(`${kind} needs a checkpoint warmed up on source data, and ${file} does not exist`, {
+      fix: `create it with \`${make}\`, point --set <method>.warmup=<dir> at one, or use --set <method>.warmup=none (no warm-up)`,
+    });
+  }
+  const { network: companion } = await loadModel(file);
+  const mine = network.namedWeights();
+  for (const w of companion.model.weights) {
+    const name = w.originalName;
+    const theirs = w.read();
+    const own = mine.get(name);
+    const same = own !== undefined && own.shape.join() === theirs.shape.join() && tf.tidy(() => tf.all(tf.equal(own, theirs)).dataSync()[0] === 1);
+    if (!same) {
+      companion.dispose();
+      throw new CttaError(`${file} was warmed up on a different backbone (weight ${name} differs from the scenario's model)`, {
+        fix: `warm it up for this model: ${make}`,
+      });
+    }
+  }
+  return companion;
+}
