@@ -77,10 +77,12 @@ export { planSweep, runSweep, shardJobs, parseShard } from './eval/sweep.js';
 export type { SweepEvent, SweepJob, SweepOptions } from './eval/sweep.js';
 export { CalibrationBins, matrixMetrics } from './eval/metrics.js';
 export type { BatchRecord, ResultRecord, RunHeader, RunSummary } from './eval/records.js';
+export { runHeaderSchema, batchRecordSchema, runSummarySchema, resultRecordSchema, RESULTS_FORMAT } from './eval/records.js';
 
 // Reports
 export { readResults } from './report/results.js';
-export { summarize, formatMarkdown, formatCsv } from './report/table.js';
+export type { FinishedRun } from './report/results.js';
+export { summarize, summarizeDiagnostics, formatMarkdown, formatCsv } from './report/table.js';
 export type { TableRow } from './report/table.js';
 export { plotRuns, renderSvg, renderPng } from './report/plot.js';
 export { mergeResults } from './report/merge.js';

@@ -66,6 +66,10 @@ describe('ctta CLI', () => {
     const corruptions = runCli(['list', 'corruptions']).stdout;
     expect(corruptions).toMatch(/gaussian_noise[\s\S]*jpeg_compression[\s\S]*saturate/);
     expect(runCli(['list', 'scenarios']).stdout).toMatch(/fmnist-c-continual\s+fashion-mnist\s+continual/);
+    // Each method's per-dataset defaults are printed beside its options.
+    const methods = runCli(['list', 'methods']).stdout;
+    expect(methods).toMatch(/cotta .*\n.*options: .*ap=0\.92[\s\S]*cifar100: .*ap=0\.72[\s\S]*imagenet: .*restore=0\.001/);
+    expect(methods).toMatch(/eata [\s\S]*cifar100: .*dMargin=0\.1/);
     expect(runCli(['list', 'things']).code).toBe(2);
   });
 

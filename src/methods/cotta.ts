@@ -19,9 +19,9 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { cottaAugment } from '../augment/cotta.js';
 import type { Network } from '../models/network.js';
-import { GradientMethod, type Objective, type OptimizerSpec } from './base/gradient-method.js';
+import type { OptimizerSpec } from './base/gradient-method.js';
+import { MeanTeacherMethod } from './base/mean-teacher.js';
 import { registerMethod } from './registry.js';
-import { emaUpdate, softCrossEntropy, stochasticRestore, symmetricCrossEntropy } from './teacher-student.js';
 
 export const cottaOptions = z.strictObject({
   /** Optimizer, rate, AP, restore and loss are set per dataset (`defaults` below). */
@@ -46,8 +46,7 @@ export const cottaOptions = z.strictObject({
 });
 type CottaOptions = z.output<typeof cottaOptions>;
 
-export class CottaMethod extends GradientMethod<CottaOptions> {
-  private teacher!: Network;
+export class CottaMethod extends MeanTeacherMethod<CottaOptions> {
   private anchor!: Network;
   /** How many batches used the augmented target (for the record). */
   augmentedBatches = 0;
@@ -57,22 +56,13 @@ export class CottaMethod extends GradientMethod<CottaOptions> {
   }
 
   protected override async setup(): Promise<void> {
-    this.network.setNormStatistics('batch');
-    this.teacher = await this.copyNetwork();
+    await this.createTeacher();
     this.anchor = await this.copyNetwork();
-  }
-
-  protected trainable(): tf.Variable[] {
-    return this.network.trainableVariables();
   }
 
   protected optimizers(): OptimizerSpec {
     const o = this.options;
     return { kind: o.optimizer, lr: o.lr, momentum: o.sgdMomentum, nesterov: o.nesterov };
-  }
-
-  protected override evaluationNetwork(): Network {
-    return this.teacher;
   }
 
   /** The teacher's logits on the batch, or averaged over augmented views when the anchor is unsure. */
@@ -97,24 +87,6 @@ export class CottaMethod extends GradientMethod<CottaOptions> {
     const mean = tf.div(sum, this.options.views) as tf.Tensor2D;
     sum.dispose();
     return mean;
-  }
-
-  /** Soft cross-entropy of the student against the (constant) target; the target is the prediction. */
-  protected objective(x: tf.Tensor4D, target: tf.Tensor | undefined): Objective {
-    const t = target as tf.Tensor2D;
-    const student = this.network.logits(x);
-    const loss = this.options.loss === 'symmetric' ? symmetricCrossEntropy(student, t) : softCrossEntropy(student, t);
-    return { loss, prediction: tf.softmax(t) };
-  }
-
-  protected override async afterStep(): Promise<void> {
-    emaUpdate(this.teacher, this.network, this.options.momentum);
-    stochasticRestore(this.network, this.source!, this.options.restore, this.ctx.rng);
-  }
-
-  override async reset(): Promise<void> {
-    await super.reset();
-    this.source!.restore(this.teacher);
   }
 }
 

@@ -24,10 +24,9 @@ import { z } from 'zod';
 import { cottaAugment } from '../augment/cotta.js';
 import { CttaError } from '../errors.js';
 import { VIDA_ADAPTER_DEFAULTS, VidaAdapters } from '../models/adapters/vida.js';
-import type { Network } from '../models/network.js';
-import { GradientMethod, type Objective, type OptimizerSpec } from './base/gradient-method.js';
+import type { OptimizerSpec } from './base/gradient-method.js';
+import { MeanTeacherMethod } from './base/mean-teacher.js';
 import { registerMethod } from './registry.js';
-import { emaUpdate, softCrossEntropy, stochasticRestore, symmetricCrossEntropy } from './teacher-student.js';
 import type { MethodContext } from './types.js';
 
 export const vidaOptions = z.strictObject({
@@ -87,8 +86,7 @@ export function viewUncertainty(viewLogits: tf.Tensor3D): tf.Scalar {
   });
 }
 
-export class VidaMethod extends GradientMethod<VidaOptions> {
-  private teacher!: Network;
+export class VidaMethod extends MeanTeacherMethod<VidaOptions> {
   /** Uncertainty of the last batch (inspection, tests). */
   lastUncertainty = 0;
 
@@ -98,8 +96,7 @@ export class VidaMethod extends GradientMethod<VidaOptions> {
 
   protected override async setup(ctx: MethodContext): Promise<void> {
     if (!this.network.adapters) await this.attachAdapters(ctx);
-    this.network.setNormStatistics('batch');
-    this.teacher = await this.copyNetwork();
+    await this.createTeacher();
   }
 
   /** Adapters from the warm-up checkpoint (the run set-up checks it shares this backbone), or fresh ones. */
@@ -128,10 +125,6 @@ export class VidaMethod extends GradientMethod<VidaOptions> {
     return [...this.network.adapters!.namedVariables().values()];
   }
 
-  protected trainable(): tf.Variable[] {
-    return this.network.trainableVariables();
-  }
-
   /** Two parameter groups: the backbone and the adapters, each with its own rate. */
   protected optimizers(): OptimizerSpec[] {
     const o = this.options;
@@ -141,10 +134,6 @@ export class VidaMethod extends GradientMethod<VidaOptions> {
       { ...common, lr: o.lr, variables: this.params.filter((v) => !adapters.has(v)) },
       { ...common, lr: o.adapterLr, variables: [...adapters] },
     ];
-  }
-
-  protected override evaluationNetwork(): Network {
-    return this.teacher;
   }
 
   /** Homeostatic allotment from the teacher's disagreement across views; returns the teacher's logits. */
@@ -162,27 +151,14 @@ export class VidaMethod extends GradientMethod<VidaOptions> {
     return this.teacher.logits(x);
   }
 
-  protected objective(x: tf.Tensor4D, target: tf.Tensor | undefined): Objective {
-    const t = target as tf.Tensor2D;
-    const student = this.network.logits(x);
-    const loss = this.options.loss === 'symmetric' ? symmetricCrossEntropy(student, t) : softCrossEntropy(student, t);
-    return { loss, prediction: tf.softmax(t) };
-  }
-
-  protected override async afterStep(): Promise<void> {
-    const { momentum, adapterMomentum } = this.options;
-    emaUpdate(this.teacher, this.network, (name) => (name.startsWith('vida/') ? adapterMomentum : momentum));
-    stochasticRestore(this.network, this.source!, this.options.restore, this.ctx.rng);
+  /** The teacher's adapters move at their own rate (0.8 in the authors' ImageNet code). */
+  protected override teacherMomentum(name: string): number {
+    return name.startsWith('vida/') ? this.options.adapterMomentum : this.options.momentum;
   }
 
   /** The adapters this method attached to the run's network. */
   protected override extraStateBytes(): number {
     return (this.network.adapters as VidaAdapters).bytes();
-  }
-
-  override async reset(): Promise<void> {
-    await super.reset();
-    this.source!.restore(this.teacher);
   }
 }
 
