@@ -2,12 +2,73 @@
 // stream's class prior (an exponential average of the model's predicted probabilities) and
 // reweights each prediction by it (Bayes' rule with a moving prior, as in Saerens et al. 2002).
 // On label-correlated streams (a few classes at a time) this helps; on i.i.d. streams it
-// stays close to the source model.
+// stays close to the source model. No weight changes: it extends FrozenMethod (the frozen
+// source model, BatchNorm on its stored statistics) and overrides only what differs.
 //
 //   npx ctta run fmnist-c-dirichlet-sorted --plugin examples/label-prior.js --methods source,label-prior
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { registerMethod } from 'ctta';
+import { FrozenMethod, registerMethod } from 'ctta';
+
+/** A kept uniform prior over k classes. */
+const uniform = (k) => tf.keep(tf.fill([k], 1 / k));
+
+class LabelPrior extends FrozenMethod {
+  /** The running class prior over the head's classes, a kept tensor [K]. */
+  prior;
+
+  async setup() {
+    this.prior = uniform(this.network.numClasses);
+  }
+
+  /** The stream prediction: the source model's probabilities reweighted by the prior. */
+  async output(x) {
+    return this.reweighted(x, this.network);
+  }
+
+  /** Held-out images get the same reweighting, with the prior as it is (evaluate changes nothing). */
+  evaluationOutput(x, network) {
+    return this.reweighted(x, network);
+  }
+
+  reweighted(x, network) {
+    return tf.tidy(() => {
+      const p = tf.softmax(network.logits(x));
+      const k = p.shape[1];
+      // Reweight by prior / uniform, renormalise.
+      const adjusted = p.mul(this.prior.mul(k));
+      return adjusted.div(adjusted.sum(1, true));
+    });
+  }
+
+  /** Folds the batch's mean predicted probabilities (of the source model) into the prior. */
+  async adapt(x) {
+    const { momentum } = this.options;
+    const next = tf.tidy(() => {
+      const batchPrior = tf.softmax(this.network.logits(x)).mean(0);
+      return this.prior.mul(1 - momentum).add(batchPrior.mul(momentum));
+    });
+    this.prior.dispose();
+    this.prior = tf.keep(next);
+    this.diagnose('priorMax', Math.max(...(await this.prior.data())));
+  }
+
+  extraStateBytes() {
+    return this.prior ? this.prior.size * 4 : 0;
+  }
+
+  async reset() {
+    await super.reset();
+    this.prior.dispose();
+    this.prior = uniform(this.network.numClasses);
+  }
+
+  dispose() {
+    this.prior?.dispose();
+    this.prior = undefined;
+    super.dispose();
+  }
+}
 
 registerMethod({
   name: 'label-prior',
@@ -16,46 +77,5 @@ registerMethod({
   options: z.strictObject({
     momentum: z.number().gt(0).max(1).default(0.1), // weight of each new batch in the prior estimate
   }),
-  create: (options) => {
-    let network;
-    let prior; // running class prior, a kept tensor [K]
-    const uniform = (k) => tf.keep(tf.fill([k], 1 / k));
-    return {
-      name: 'label-prior',
-      usesLabels: false,
-      options,
-      async init(ctx) {
-        network = ctx.network;
-        network.setNormStatistics('running');
-        prior = uniform(ctx.numClasses);
-      },
-      async predict(x) {
-        return tf.tidy(() => {
-          const p = tf.softmax(network.logits(x));
-          const k = p.shape[1];
-          // Reweight by prior / uniform, renormalise.
-          const adjusted = p.mul(prior.mul(k));
-          return adjusted.div(adjusted.sum(1, true));
-        });
-      },
-      async adapt(x) {
-        const next = tf.tidy(() => {
-          const batchPrior = tf.softmax(network.logits(x)).mean(0);
-          return prior.mul(1 - options.momentum).add(batchPrior.mul(options.momentum));
-        });
-        prior.dispose();
-        prior = tf.keep(next);
-      },
-      stateBytes: () => (prior ? prior.size * 4 : 0),
-      async reset() {
-        const k = prior.shape[0];
-        prior.dispose();
-        prior = uniform(k);
-      },
-      dispose() {
-        prior?.dispose();
-        prior = undefined;
-      },
-    };
-  },
+  create: (options) => new LabelPrior('label-prior', options),
 });

@@ -1,23 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cottaAugment } from '../src/augment/cotta.js';
 import { runScenario } from '../src/eval/runner.js';
 import { createMethod } from '../src/methods/index.js';
-import { loadModel } from '../src/models/checkpoint.js';
-import { parseScenario } from '../src/streams/scenario.js';
 import { Rng } from '../src/util/rng.js';
-import { maxAbsDiff, ROOT, useWasm } from './helpers.js';
+import { changedWeights, fmnistScenario, maxAbsDiff, methodContext, noiseBatch, sourceNetwork, useWasm, weightValues } from './helpers.js';
 
 beforeAll(useWasm);
 
-const MODEL = join(ROOT, 'models/fmnist-resnet8');
-const ctx = async () => {
-  const { network } = await loadModel(MODEL);
-  return { network, rng: Rng.derive(0, 'test'), seed: 0, numClasses: 10, family: 'small' as const };
-};
-const snapshot = (m: Map<string, tf.Variable>) => new Map([...m].map(([k, v]) => [k, v.dataSync().slice()]));
-const batch = (seed: number) => tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', seed) as tf.Tensor4D;
+const ctx = () => methodContext();
 
 describe('CoTTA', () => {
   it('the teacher is the EMA of the student after each step', async () => {
@@ -26,13 +17,13 @@ describe('CoTTA', () => {
     await cotta.init(c);
     const teacher = (cotta as unknown as { teacher: { namedWeights(): Map<string, tf.Variable> } }).teacher;
     const trainable = c.network.model.trainableWeights.map((w) => w.originalName);
-    const x = batch(1);
+    const x = noiseBatch(1);
     for (let step = 0; step < 2; step++) {
-      const t0 = snapshot(teacher.namedWeights());
+      const t0 = weightValues(teacher.namedWeights());
       (await cotta.predict(x)).dispose();
       await cotta.adapt(x);
-      const s1 = snapshot(c.network.namedWeights());
-      const t1 = snapshot(teacher.namedWeights());
+      const s1 = weightValues(c.network);
+      const t1 = weightValues(teacher.namedWeights());
       let moved = 0;
       for (const name of trainable) {
         const [a, b, s] = [t0.get(name)!, t1.get(name)!, s1.get(name)!];
@@ -51,16 +42,14 @@ describe('CoTTA', () => {
   it('restore with probability 1 gives the source weights back; with 0, every kind of weight trains', async () => {
     for (const restore of [1, 0]) {
       const c = await ctx();
-      const source = snapshot(c.network.namedWeights());
+      const source = weightValues(c.network);
       const cotta = createMethod('cotta', { restore, ap: 0 });
       await cotta.init(c);
-      const x = batch(2);
+      const x = noiseBatch(2);
       (await cotta.predict(x)).dispose();
       await cotta.adapt(x);
-      const after = c.network.namedWeights();
-      const changed = c.network.model.trainableWeights
-        .map((w) => w.originalName)
-        .filter((k) => Array.from(after.get(k)!.dataSync()).some((v, i) => v !== source.get(k)![i]));
+      const trainable = new Set(c.network.model.trainableWeights.map((w) => w.originalName));
+      const changed = changedWeights(c.network, source).filter((k) => trainable.has(k));
       if (restore === 1) expect(changed).toEqual([]);
       else {
         expect(changed.some((k) => k.endsWith('/kernel'))).toBe(true);
@@ -73,9 +62,8 @@ describe('CoTTA', () => {
   });
 
   it('predicts with the teacher: plain when the anchor is confident, view-averaged when not', async () => {
-    const x = batch(3);
-    const { network: reference } = await loadModel(MODEL);
-    reference.setNormStatistics('batch');
+    const x = noiseBatch(3);
+    const reference = await sourceNetwork('batch');
     // ap 0: the anchor is always confident enough -> softmax of the teacher (= source) logits.
     const c0 = await ctx();
     const plain = createMethod('cotta', { ap: 0 });
@@ -104,13 +92,7 @@ describe('CoTTA', () => {
   });
 
   it('reset returns student and teacher to the source; a run leaks no tensors and beats Source', async () => {
-    const scenario = parseScenario({
-      dataset: 'fashion-mnist',
-      model: MODEL,
-      corruptions: ['gaussian_noise', 'fog'],
-      ordering: { name: 'continual', params: { samplesPerDomain: 256 } },
-      batchSize: 64,
-    });
+    const scenario = await fmnistScenario();
     const before = tf.memory().numTensors;
     const source = await runScenario({ scenario, method: 'source', seed: 0 });
     const cotta = await runScenario({ scenario, method: 'cotta', methodOptions: { views: 4 }, seed: 0 });
@@ -119,10 +101,10 @@ describe('CoTTA', () => {
     expect(cotta.summary.meanError).toBeLessThan(source.summary.meanError);
 
     const c = await ctx();
-    const sourceWeights = snapshot(c.network.namedWeights());
+    const sourceWeights = weightValues(c.network);
     const m = createMethod('cotta', { ap: 0, restore: 0, momentum: 0.5 });
     await m.init(c);
-    const x = batch(4);
+    const x = noiseBatch(4);
     (await m.predict(x)).dispose();
     await m.adapt(x);
     await m.reset();

@@ -1,58 +1,33 @@
 import * as tf from '@tensorflow/tfjs';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EataMethod, eataOptions, eataSampleWeights, fisherPenalty } from '../src/methods/eata.js';
 import { createMethod } from '../src/methods/registry.js';
 import type { MethodContext } from '../src/methods/types.js';
-import { loadModel } from '../src/models/checkpoint.js';
 import type { Network } from '../src/models/network.js';
-import { loadFashionMnist } from '../src/streams/datasets/fashion-mnist.js';
-import type { ImageDataset } from '../src/streams/datasets/types.js';
-import { Rng } from '../src/util/rng.js';
-import { expectCttaError, maxAbsDiff, ROOT, useWasm } from './helpers.js';
+import {
+  changedWeights,
+  expectCttaError,
+  fmnistCleanImages,
+  fmnistImages,
+  maxAbsDiff,
+  methodContext,
+  mixedBatch,
+  noiseBatch,
+  sourceNetwork,
+  tensorValues,
+  useFashionMnist,
+  useWasm,
+  weightValues,
+} from './helpers.js';
 
-let fmnist: ImageDataset;
 beforeAll(async () => {
   await useWasm();
-  fmnist = await loadFashionMnist('test', { allowDownload: false });
+  await useFashionMnist();
 });
 
-const MODEL = join(ROOT, 'models/fmnist-resnet8');
 const E0 = 0.4 * Math.log(10);
 
-/** `n` real Fashion-MNIST test images from `start`, as [n, 28, 28, 1] in [0, 1]. */
-const real = (start: number, n: number) =>
-  tf.tidy(() => tf.div(tf.tensor4d(fmnist.images.slice(start * 784, (start + n) * 784), [n, 28, 28, 1], 'int32'), 255) as tf.Tensor4D);
-/** Half real images (mostly confident), half uniform noise (mostly above the margin). */
-const mixed = (start: number, seed: number) =>
-  tf.tidy(() => tf.concat([real(start, 8), tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', seed)]) as tf.Tensor4D);
-
-const context = async (cleanCalls: number[] = []): Promise<MethodContext> => {
-  const { network } = await loadModel(MODEL);
-  return {
-    network,
-    rng: Rng.derive(0, 'test'),
-    seed: 0,
-    numClasses: 10,
-    family: 'small',
-    cleanImages: async (count) => {
-      cleanCalls.push(count);
-      return real(5000, count);
-    },
-  };
-};
-
-const values = (vars: readonly tf.Tensor[]) => vars.map((v) => Float32Array.from(v.dataSync()));
-const snapshot = (net: Network) => new Map([...net.namedWeights()].map(([k, v]) => [k, Float32Array.from(v.dataSync())]));
-const changedWeights = (net: Network, before: Map<string, Float32Array>) =>
-  [...net.namedWeights()].filter(([k, v]) => v.dataSync().some((a, i) => a !== before.get(k)![i])).map(([k]) => k);
-
-/** A fresh source network with batch statistics, as the method's reference. */
-const reference = async () => {
-  const { network } = await loadModel(MODEL);
-  network.setNormStatistics('batch');
-  return network;
-};
+const context = (cleanCalls: number[] = []): Promise<MethodContext> => methodContext({ cleanImages: fmnistCleanImages(cleanCalls) });
 
 /** Per-sample entropies and probabilities of `net` on `x` (batch statistics). */
 const entropiesOf = (net: Network, x: tf.Tensor4D) =>
@@ -121,9 +96,9 @@ describe('EATA', () => {
     const c = await context();
     const eata = createMethod('eata', { fisherAlpha: 0, lr: 1, momentum: 0 });
     await eata.init(c);
-    const before = snapshot(c.network);
-    const ref = await reference();
-    const x = mixed(0, 11);
+    const before = weightValues(c.network);
+    const ref = await sourceNetwork();
+    const x = mixedBatch(0, 11);
 
     // The test's own selection: first batch, so only the entropy margin applies.
     const { h, p } = entropiesOf(ref, x);
@@ -171,9 +146,9 @@ describe('EATA', () => {
     await eata.init(c);
     // Move away from theta0 so the regulariser alone would have a gradient.
     for (const v of c.network.normAffineVariables()) tf.tidy(() => v.assign(tf.add(v, 0.1)));
-    const before = snapshot(c.network);
-    const x = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 4) as tf.Tensor4D;
-    const ref = await reference();
+    const before = weightValues(c.network);
+    const x = noiseBatch(4);
+    const ref = await sourceNetwork();
     expect(Math.min(...entropiesOf(ref, x).h)).toBeGreaterThan(0.05);
     (await eata.predict(x)).dispose();
     await eata.adapt(x);
@@ -192,10 +167,10 @@ describe('EATA', () => {
     const eata = new EataMethod(eataOptions.parse({ fisherSize: 40, fisherBatchSize: 16 }));
     await eata.init(c);
     expect(calls).toEqual([40]);
-    const ref = await reference();
+    const ref = await sourceNetwork();
     const params = ref.normAffineVariables();
     const sums = params.map((p) => new Float64Array(p.size));
-    const images = real(5000, 40);
+    const images = fmnistImages(5000, 40);
     for (const [start, size] of [[0, 16], [16, 16], [32, 8]] as const) {
       const xb = images.slice([start, 0, 0, 0], [size, -1, -1, -1]);
       const labels = tf.tidy(() => tf.oneHot(tf.argMax(ref.logits(xb), 1), 10));
@@ -240,16 +215,16 @@ describe('EATA', () => {
     const params = c.network.normAffineVariables();
     const delta = params.map((v, i) => tf.tidy(() => tf.mul(tf.sin(tf.range(0, v.size).add(i)), 0.05)));
     params.forEach((v, i) => tf.tidy(() => v.assign(tf.add(v, delta[i]!))));
-    const theta = values(params);
-    const F = values(eata.fisherInformation);
-    const ref = await reference();
+    const theta = tensorValues(params);
+    const F = tensorValues(eata.fisherInformation);
+    const ref = await sourceNetwork();
     ref.copyWeightsFrom(c.network);
-    const x = mixed(100, 12);
+    const x = mixedBatch(100, 12);
     const { h } = entropiesOf(ref, x);
     const count = h.filter((v) => v < E0).length;
     expect(count).toBeGreaterThan(0);
     const gEnt = weightedEntropyGrad(ref, x, h.map((v) => (v < E0 ? Math.exp(E0 - v) : 0)), count);
-    const d = values(delta);
+    const d = tensorValues(delta);
     const penalty = F.map((fi, i) => Array.from(fi, (v, j) => 2 * alpha * v * d[i]![j]!));
     // The regulariser is a visible part of the step.
     expect(Math.max(...penalty.flat().map(Math.abs))).toBeGreaterThan(1e-3);
@@ -269,8 +244,8 @@ describe('EATA', () => {
   });
 
   it('the redundancy filter uses the average of earlier selected samples', async () => {
-    const x1 = real(200, 16);
-    const x2 = real(300, 16);
+    const x1 = fmnistImages(200, 16);
+    const x2 = fmnistImages(300, 16);
     // Batch 1 selects by entropy only; the average and batch 2's probabilities do not depend on
     // dMargin. A first run measures batch 2's cosines, to pick a dMargin that splits them.
     const probe = async (dMargin?: number) => {
@@ -283,7 +258,7 @@ describe('EATA', () => {
       const probs = await eata.predict(x2);
       const p = Float32Array.from(probs.dataSync());
       probs.dispose();
-      const ref = await reference();
+      const ref = await sourceNetwork();
       ref.copyWeightsFrom(c.network);
       const { h } = entropiesOf(ref, x2);
       ref.dispose();
@@ -324,7 +299,7 @@ describe('EATA', () => {
   it('needs clean images unless fisherAlpha is 0 (ETA)', async () => {
     const c = await context();
     const { cleanImages: _omit, ...withoutClean } = c;
-    await expectCttaError(() => createMethod('eata').init(withoutClean), /fisherAlpha: 0/);
+    await expectCttaError(() => createMethod('eata').init(withoutClean), /"clean".*fisherAlpha=0/);
     const eta = createMethod('eata', { fisherAlpha: 0 });
     await eta.init(withoutClean);
     eta.dispose();
@@ -335,7 +310,7 @@ describe('EATA', () => {
     const c = await context();
     const eata = createMethod('eata', { fisherAlpha: 0, lr: 0.05, episodic: true }) as EataMethod;
     await eata.init(c);
-    const x = mixed(600, 5);
+    const x = mixedBatch(600, 5);
     const p1 = await eata.predict(x);
     await eata.adapt(x);
     const p2 = await eata.predict(x);
@@ -353,9 +328,9 @@ describe('EATA', () => {
     const start = tf.memory().numTensors;
     const eata = createMethod('eata', { fisherSize: 32, fisherBatchSize: 16, lr: 0.05 });
     await eata.init(c);
-    const source = snapshot(c.network);
+    const source = weightValues(c.network);
     for (let b = 0; b < 3; b++) {
-      const x = mixed(400 + 16 * b, b);
+      const x = mixedBatch(400 + 16 * b, b);
       (await eata.predict(x)).dispose();
       await eata.adapt(x);
       x.dispose();

@@ -1,10 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runScenario } from '../src/eval/runner.js';
 import { lame, lameAffinity } from '../src/methods/lame.js';
-import { parseScenario } from '../src/streams/scenario.js';
-import { ROOT, useWasm } from './helpers.js';
+import { fmnistScenario, maxAbsDiff, useWasm } from './helpers.js';
 
 beforeAll(useWasm);
 
@@ -13,7 +11,6 @@ const batch = (seed: number) =>
     probs: tf.softmax(tf.mul(tf.randomNormal([24, 6], 0, 1, 'float32', seed), 2)) as tf.Tensor2D,
     feats: tf.randomNormal([24, 16], 0, 1, 'float32', seed + 1) as tf.Tensor2D,
   }));
-const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
 
 describe('LAME', () => {
   it('returns a fixed point of its update, for every affinity', () => {
@@ -23,7 +20,7 @@ describe('LAME', () => {
       const unit = tf.tidy(() => tf.div(feats, tf.norm(feats, 2, 1, true)) as tf.Tensor2D);
       const w = lameAffinity(unit, { affinity, k: 3, symmetric: false });
       const again = tf.tidy(() => tf.softmax(tf.add(tf.log(tf.add(probs, 1e-10)), tf.matMul(w, Z))));
-      expect(maxDiff(again, Z), affinity).toBeLessThan(1e-4);
+      expect(maxAbsDiff(again, Z), affinity).toBeLessThan(1e-4);
       tf.dispose([probs, feats, Z, unit, w, again]);
     }
   });
@@ -42,8 +39,8 @@ describe('LAME', () => {
     const { probs, feats } = batch(3);
     const a = lame(probs, feats, { affinity: 'knn', k: 0 });
     const b = lame(probs, feats, { affinity: 'rbf', lambda: 0 });
-    expect(maxDiff(a.Z, probs)).toBeLessThan(1e-6);
-    expect(maxDiff(b.Z, probs)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(a.Z, probs)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(b.Z, probs)).toBeLessThan(1e-6);
     tf.dispose([probs, feats, a.Z, b.Z]);
   });
 
@@ -57,13 +54,7 @@ describe('LAME', () => {
   });
 
   it('beats Source on a class-sorted stream, without leaking tensors', async () => {
-    const scenario = parseScenario({
-      dataset: 'fashion-mnist',
-      model: join(ROOT, 'models/fmnist-resnet8'),
-      corruptions: ['gaussian_noise', 'fog'],
-      ordering: { name: 'dirichlet', params: { delta: 0, samplesPerDomain: 512 } },
-      batchSize: 64,
-    });
+    const scenario = await fmnistScenario({ name: 'dirichlet', params: { delta: 0, samplesPerDomain: 512 } });
     const before = tf.memory().numTensors;
     const source = await runScenario({ scenario, method: 'source', seed: 0 });
     const lameRun = await runScenario({ scenario, method: 'lame', seed: 0, methodOptions: { affinity: 'knn', k: 1 } });

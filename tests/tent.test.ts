@@ -1,31 +1,24 @@
 import * as tf from '@tensorflow/tfjs';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runScenario } from '../src/eval/runner.js';
 import { createMethod } from '../src/methods/index.js';
 import { meanEntropy } from '../src/methods/tent.js';
-import { loadModel } from '../src/models/checkpoint.js';
-import { parseScenario } from '../src/streams/scenario.js';
-import { Rng } from '../src/util/rng.js';
-import { ROOT, useWasm } from './helpers.js';
+import { changedWeights, fmnistScenario, maxAbsDiff, methodContext, noiseBatch, sourceNetwork, useWasm, weightValues } from './helpers.js';
 
 beforeAll(useWasm);
 
-const ctx = async () => {
-  const { network } = await loadModel(join(ROOT, 'models/fmnist-resnet8'));
-  return { network, rng: Rng.derive(0, 'test'), seed: 0, numClasses: 10, family: 'small' as const };
-};
+const ctx = () => methodContext();
 
 describe('TENT', () => {
   it('one step changes only BatchNorm gamma and beta', async () => {
     const c = await ctx();
-    const before = new Map([...c.network.namedWeights()].map(([k, v]) => [k, Array.from(v.dataSync())]));
+    const before = weightValues(c.network);
     const tent = createMethod('tent');
     await tent.init(c);
-    const x = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const x = noiseBatch(3);
     (await tent.predict(x)).dispose();
     await tent.adapt(x);
-    const changed = [...c.network.namedWeights()].filter(([k, v]) => Array.from(v.dataSync()).some((a, i) => a !== before.get(k)![i])).map(([k]) => k);
+    const changed = changedWeights(c.network, before);
     expect(changed.length).toBeGreaterThan(0);
     expect(changed.every((k) => /norm\d?\/(gamma|beta)$/.test(k))).toBe(true);
     // Every gamma and beta moved (Adam's first step moves each parameter with a nonzero gradient).
@@ -38,7 +31,7 @@ describe('TENT', () => {
   it('the entropy gradient matches finite differences', async () => {
     const c = await ctx();
     c.network.setNormStatistics('batch');
-    const x = tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const x = noiseBatch(5, 8);
     const gamma = c.network.norms[4]!.gamma!;
     const loss = () => tf.tidy(() => meanEntropy(c.network.logits(x)).dataSync()[0]!);
     const { grads } = tf.variableGrads(() => meanEntropy(c.network.logits(x)), [gamma]);
@@ -64,19 +57,18 @@ describe('TENT', () => {
     const c = await ctx();
     const tent = createMethod('tent', { lr: 0.05 });
     await tent.init(c);
-    const x = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 9) as tf.Tensor4D;
+    const x = noiseBatch(9);
     const p1 = await tent.predict(x);
     // Pre-update prediction = BN with batch statistics on the source weights.
-    const { network: reference } = await loadModel(join(ROOT, 'models/fmnist-resnet8'));
-    reference.setNormStatistics('batch');
+    const reference = await sourceNetwork('batch');
     const expected = tf.tidy(() => tf.softmax(reference.logits(x)));
-    expect(tf.tidy(() => tf.max(tf.abs(p1.sub(expected))).dataSync()[0]!)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(p1, expected)).toBeLessThan(1e-6);
     await tent.adapt(x);
     const p2 = await tent.predict(x);
-    expect(tf.tidy(() => tf.max(tf.abs(p2.sub(expected))).dataSync()[0]!)).toBeGreaterThan(1e-4);
+    expect(maxAbsDiff(p2, expected)).toBeGreaterThan(1e-4);
     await tent.reset();
     const p3 = await tent.predict(x);
-    expect(tf.tidy(() => tf.max(tf.abs(p3.sub(expected))).dataSync()[0]!)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(p3, expected)).toBeLessThan(1e-6);
     tf.dispose([x, p1, p2, p3, expected]);
     tent.dispose();
     c.network.dispose();
@@ -84,13 +76,7 @@ describe('TENT', () => {
   });
 
   it('runs a stream without leaking tensors and beats Source there', async () => {
-    const scenario = parseScenario({
-      dataset: 'fashion-mnist',
-      model: join(ROOT, 'models/fmnist-resnet8'),
-      corruptions: ['gaussian_noise', 'fog'],
-      ordering: { name: 'continual', params: { samplesPerDomain: 256 } },
-      batchSize: 64,
-    });
+    const scenario = await fmnistScenario();
     const before = tf.memory().numTensors;
     const source = await runScenario({ scenario, method: 'source', seed: 0 });
     const tent = await runScenario({ scenario, method: 'tent', seed: 0 });

@@ -9,27 +9,32 @@ import { homeostaticScales, viewUncertainty } from '../src/methods/vida.js';
 import { VidaAdapters } from '../src/models/adapters/vida.js';
 import { loadModel, saveModel } from '../src/models/checkpoint.js';
 import { loadDataset } from '../src/streams/datasets/index.js';
-import { parseScenario } from '../src/streams/scenario.js';
 import { pretrain, PRETRAIN_DEFAULTS } from '../src/training/pretrain.js';
 import { Rng } from '../src/util/rng.js';
-import { expectCttaError, maxAbsDiff, ROOT, useWasm } from './helpers.js';
+import {
+  changedWeights,
+  expectCttaError,
+  fmnistScenario,
+  maxAbsDiff,
+  methodContext,
+  MODEL,
+  noiseBatch,
+  ROOT,
+  sourceNetwork,
+  useWasm,
+  weightValues,
+} from './helpers.js';
 
 beforeAll(useWasm);
 
-const MODEL = join(ROOT, 'models/fmnist-resnet8');
-const batch = (seed: number, n = 16) => tf.randomUniform([n, 28, 28, 1], 0, 1, 'float32', seed) as tf.Tensor4D;
-const values = (m: Map<string, tf.Variable>) => new Map([...m].map(([k, v]) => [k, v.dataSync().slice()]));
-const ctx = async (extra: Record<string, unknown> = {}) => {
-  const { network } = await loadModel(MODEL);
-  return { network, rng: Rng.derive(0, 'test'), seed: 0, numClasses: 10, family: 'small' as const, modelPath: MODEL, ...extra };
-};
+/** The run's context; `modelPath` is where the run set-up looks for the `-vida` companion. */
+const ctx = (extra: { modelPath?: string } = {}) => methodContext({}, { companionsOf: extra.modelPath });
 
 describe('ViDA adapters', () => {
   it('fresh adapters leave the output unchanged; trained ones add scale x branch', async () => {
     const start = tf.memory().numTensors;
-    const { network } = await loadModel(MODEL);
-    network.setNormStatistics('batch');
-    const x = batch(1);
+    const network = await sourceNetwork('batch');
+    const x = noiseBatch(1);
     const plain = network.logits(x);
     const adapters = VidaAdapters.create(network, {}, Rng.derive(1, 'a')).attach(network);
     expect(adapters.layerNames()).toEqual(['s1_b0_conv1', 's1_b0_conv2', 's2_b0_conv1', 's2_b0_conv2', 's3_b0_conv1', 's3_b0_conv2']);
@@ -59,7 +64,7 @@ describe('ViDA adapters', () => {
     await saveModel(network, dir, { dataset: 'fashion-mnist', classNames: [], classes: [] });
     const { network: loaded } = await loadModel(dir);
     expect(loaded.adapters).toBeDefined();
-    const x = batch(4);
+    const x = noiseBatch(4);
     const [a, b] = [network.logits(x), loaded.logits(x)];
     expect(maxAbsDiff(a, b)).toBe(0);
     tf.dispose([x, a, b]);
@@ -74,13 +79,13 @@ describe('ViDA adapters', () => {
   it('warm-up trains the adapters only: the backbone stays the source model', async () => {
     const train = await loadDataset('fashion-mnist', 'test');
     const { network } = await loadModel(MODEL);
-    const before = values(network.namedWeights());
+    const before = weightValues(network);
     const adapters = VidaAdapters.create(network, {}, Rng.derive(3, 'a')).attach(network);
-    const adapterBefore = values(adapters.namedVariables());
+    const adapterBefore = weightValues(adapters.namedVariables());
     await pretrain(train, { ...PRETRAIN_DEFAULTS, model: 'resnet8', epochs: 1, limit: 128, batchSize: 32, optimizer: 'adam', lr: 1e-3, warmup: { network, variables: adapters.variables() } });
     const after = network.namedWeights();
     for (const [k, v] of before) expect(Array.from(after.get(k)!.dataSync())).toEqual(Array.from(v));
-    const moved = [...adapters.namedVariables()].filter(([k, v]) => Array.from(v.dataSync()).some((x, i) => x !== adapterBefore.get(k)![i]));
+    const moved = changedWeights(adapters.namedVariables(), adapterBefore);
     expect(moved.length).toBe(adapters.variables().length);
     network.dispose();
   });
@@ -104,12 +109,12 @@ describe('ViDA method', () => {
     await vida.init(c);
     const teacher = (vida as unknown as { teacher: { namedTrainables(): Map<string, tf.Variable> } }).teacher;
     expect([...teacher.namedTrainables().keys()].some((k) => k.startsWith('vida/'))).toBe(true);
-    const x = batch(5);
-    const t0 = values(teacher.namedTrainables());
+    const x = noiseBatch(5);
+    const t0 = weightValues(teacher.namedTrainables());
     (await vida.predict(x)).dispose();
     await vida.adapt(x);
-    const s1 = values(c.network.namedTrainables());
-    const t1 = values(teacher.namedTrainables());
+    const s1 = weightValues(c.network.namedTrainables());
+    const t1 = weightValues(teacher.namedTrainables());
     let adapterMoved = 0;
     for (const [name, b] of t1) {
       const [a, s] = [t0.get(name)!, s1.get(name)!];
@@ -125,7 +130,7 @@ describe('ViDA method', () => {
     const c2 = await ctx();
     const r = createMethod('vida', { restore: 1, views: 2 });
     await r.init(c2);
-    const warm = values(c2.network.namedWeights()); // source backbone + warm-up adapters
+    const warm = weightValues(c2.network); // source backbone + warm-up adapters
     (await r.predict(x)).dispose();
     await r.adapt(x);
     for (const [k, v] of c2.network.namedTrainables()) expect(Array.from(v.dataSync())).toEqual(Array.from(warm.get(k)!));
@@ -144,13 +149,7 @@ describe('ViDA method', () => {
   });
 
   it('runs a stream without leaking tensors', async () => {
-    const scenario = parseScenario({
-      dataset: 'fashion-mnist',
-      model: MODEL,
-      corruptions: ['gaussian_noise', 'fog'],
-      ordering: { name: 'continual', params: { samplesPerDomain: 256 } },
-      batchSize: 64,
-    });
+    const scenario = await fmnistScenario();
     const before = tf.memory().numTensors;
     const source = await runScenario({ scenario, method: 'source', seed: 0 });
     const vida = await runScenario({ scenario, method: 'vida', methodOptions: { views: 4 }, seed: 0 });

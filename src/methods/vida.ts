@@ -87,6 +87,8 @@ export function viewUncertainty(viewLogits: tf.Tensor3D): tf.Scalar {
 }
 
 export class VidaMethod extends MeanTeacherMethod<VidaOptions> {
+  /** The branch scales right after init; `reset` puts them back (the next batch's allotment reads them). */
+  private sourceScales = { low: 1, high: 1 };
   /** Uncertainty of the last batch (inspection, tests). */
   lastUncertainty = 0;
 
@@ -96,6 +98,7 @@ export class VidaMethod extends MeanTeacherMethod<VidaOptions> {
 
   protected override async setup(ctx: MethodContext): Promise<void> {
     if (!this.network.adapters) await this.attachAdapters(ctx);
+    this.sourceScales = { ...(this.network.adapters as VidaAdapters).scales };
     await this.createTeacher();
   }
 
@@ -159,6 +162,12 @@ export class VidaMethod extends MeanTeacherMethod<VidaOptions> {
   /** The adapters this method attached to the run's network. */
   protected override extraStateBytes(): number {
     return (this.network.adapters as VidaAdapters).bytes();
+  }
+
+  override async reset(): Promise<void> {
+    await super.reset();
+    (this.network.adapters as VidaAdapters).scales = { ...this.sourceScales };
+    (this.teacher.adapters as VidaAdapters).scales = { ...this.sourceScales };
   }
 }
 

@@ -1,0 +1,55 @@
+/**
+ * Every registered method, and every example plug-in (examples/*.js), against the method
+ * contract (./check-method.ts): no failures expected.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import '../../src/methods/index.js';
+import { listMethods, loadPlugin } from '../../src/methods/registry.js';
+import { ROOT, useWasm } from '../helpers.js';
+import { checkMethod } from './check-method.js';
+
+// The plug-ins import from 'ctta', i.e. the built dist/ (`npm test` builds it first).
+const examples = readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.js'));
+const plugins: string[] = [];
+for (const file of examples) plugins.push(...(await loadPlugin(join(ROOT, 'examples', file))));
+
+/** Options that keep the checks cheap; the contract does not depend on them. */
+const OPTIONS: Record<string, Record<string, unknown>> = {
+  // 2 augmented teacher views instead of 32 (the target averages them when the anchor is unsure).
+  cotta: { views: 2 },
+  // 2 augmented views for the uncertainty instead of 10 (the minimum: a variance needs two).
+  vida: { views: 2 },
+  // Fisher information from 64 clean images (in batches of 32) instead of 2000.
+  eata: { fisherSize: 64, fisherBatchSize: 32 },
+};
+
+const names = listMethods().map((d) => d.name);
+
+/**
+ * Option sets that take code paths the defaults do not (each checked as well): BN's EMA target
+ * statistics (a source snapshot and its restore), and the episodic resets of TENT and SAR.
+ */
+const VARIANTS: [string, Record<string, unknown>][] = [
+  ['bn', { ema: 0.1 }],
+  ['tent', { episodic: true }],
+  ['sar', { episodic: true }],
+];
+
+beforeAll(useWasm);
+
+describe('the method contract', () => {
+  it('covers the built-in methods and the example plug-ins', () => {
+    expect(names).toEqual(expect.arrayContaining(['source', 'bn', 'tent', 'lame', 'cotta', 'vida', 'eata', 'sar', ...plugins]));
+    expect(plugins.length).toBeGreaterThan(0);
+  });
+
+  it.each(names)('%s keeps it', async (name) => {
+    expect(await checkMethod(name, OPTIONS[name])).toEqual([]);
+  });
+
+  it.each(VARIANTS)('%s with %o keeps it', async (name, options) => {
+    expect(await checkMethod(name, { ...OPTIONS[name], ...options })).toEqual([]);
+  });
+});
