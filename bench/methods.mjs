@@ -5,7 +5,7 @@
 //
 //   npm run build && node bench/methods.mjs [--batches 8] [--batch 64] [--methods source,bn,...]
 import * as tf from '@tensorflow/tfjs';
-import { setBackend, loadModel, loadFashionMnist, corruptBatch, createMethod, Rng } from '../dist/index.js';
+import { setBackend, loadModel, loadFashionMnist, loadCompanion, corruptBatch, createMethod, Rng } from '../dist/index.js';
 
 const args = process.argv.slice(2);
 const arg = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
@@ -26,7 +26,8 @@ const rows = [];
 for (const name of methods) {
   const { network } = await loadModel('models/fmnist-resnet8');
   const method = createMethod(name);
-  await method.init({ network, rng: Rng.derive(0, 'bench', name), seed: 0, numClasses: 10, family: 'small', modelPath: 'models/fmnist-resnet8',
+  await method.init({ network, rng: Rng.derive(0, 'bench', name), seed: 0, numClasses: 10, headClasses: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], dataset: 'fashion-mnist',
+    companion: (kind, path) => loadCompanion(network, 'models/fmnist-resnet8', kind, path), // ViDA's warmed-up adapters
     // EATA's Fisher pass (clean images from the end of the test split; not timed).
     cleanImages: async (count) => tf.tidy(() => tf.tensor4d(test.images.subarray((10000 - count) * 784), [count, 28, 28, 1], 'int32').toFloat().div(255)),
   });

@@ -73,6 +73,7 @@ export type { RunOptions, RunOutcome, RunProgress } from './eval/runner.js';
 export { openRun } from './eval/run-setup.js';
 export type { OpenRun, RunSpec } from './eval/run-setup.js';
 export { LabelSpace } from './eval/label-space.js';
+export { loadCompanion, companionPath } from './eval/companions.js';
 export { planSweep, runSweep, shardJobs, parseShard } from './eval/sweep.js';
 export type { SweepEvent, SweepJob, SweepOptions } from './eval/sweep.js';
 export { CalibrationBins, matrixMetrics } from './eval/metrics.js';

@@ -21,7 +21,7 @@ import {
 
 export { RESULTS_FORMAT };
 
-/** A finished run as read back from its file (the runner's in-memory result is eval/runner's RunResult). */
+/** A finished run as read back from its file (the runner's in-memory result is eval/runner's RunOutcome). */
 export interface FinishedRun {
   /** Path of the result file. */
   file: string;
