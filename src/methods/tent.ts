@@ -43,7 +43,8 @@ export class TentMethod extends GradientMethod<TentOptions> {
   }
 
   protected optimizers(): OptimizerSpec {
-    return { kind: this.options.optimizer, ...this.options };
+    const { optimizer: kind, lr, momentum, nesterov, beta1, beta2 } = this.options;
+    return { kind, lr, momentum, nesterov, beta1, beta2 };
   }
 
   protected objective(x: tf.Tensor4D): Objective {
