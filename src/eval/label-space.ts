@@ -3,7 +3,8 @@
  * trained on a class subset (e.g. `fmnist-resnet8-base5`) has a head over fewer columns, listed
  * by its manifest's `classes`. For methods that answer in head space (`labelSpace: 'head'`, every
  * frozen and test-time method) the runner spreads the head's columns over the K classes, with 0
- * for the classes the head cannot predict.
+ * for the classes the head cannot predict; for methods that answer over all K classes
+ * (`labelSpace: 'dataset'`) the columns are the classes and nothing is mapped.
  */
 import * as tf from '@tensorflow/tfjs';
 import { CttaError } from '../errors.js';
@@ -13,16 +14,16 @@ export class LabelSpace {
   private readonly spread?: tf.Tensor2D;
 
   constructor(
-    /** Dataset class of each head column. */
-    readonly headClasses: readonly number[],
+    /** Dataset class of each column the method returns (the head's, for `labelSpace: 'head'`). */
+    readonly columnClasses: readonly number[],
     /** K: the dataset's number of classes. */
     readonly numClasses: number,
   ) {
-    const identity = headClasses.length === numClasses && headClasses.every((c, i) => c === i);
+    const identity = columnClasses.length === numClasses && columnClasses.every((c, i) => c === i);
     if (!identity) {
-      const m = new Float32Array(headClasses.length * numClasses);
-      headClasses.forEach((c, i) => (m[i * numClasses + c] = 1));
-      this.spread = tf.keep(tf.tensor2d(m, [headClasses.length, numClasses]));
+      const m = new Float32Array(columnClasses.length * numClasses);
+      columnClasses.forEach((c, i) => (m[i * numClasses + c] = 1));
+      this.spread = tf.keep(tf.tensor2d(m, [columnClasses.length, numClasses]));
     }
   }
 
@@ -47,7 +48,7 @@ export class LabelSpace {
     }
   }
 
-  /** [N, K] probabilities from [N, headSize] ones; takes ownership of `probs`. */
+  /** [N, K] probabilities from the method's [N, columns] ones; takes ownership of `probs`. */
   toDataset(probs: tf.Tensor2D): tf.Tensor2D {
     if (!this.spread) return probs;
     const out = tf.matMul(probs, this.spread) as tf.Tensor2D;

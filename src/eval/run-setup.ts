@@ -18,7 +18,7 @@ import { Rng } from '../util/rng.js';
 import { packageVersion } from '../util/version.js';
 import { loadCompanion } from './companions.js';
 import { LabelSpace } from './label-space.js';
-import type { RunHeader } from './records.js';
+import { RESULTS_FORMAT, type RunHeader } from './records.js';
 
 export interface RunSpec {
   scenario: Scenario;
@@ -30,7 +30,7 @@ export interface RunSpec {
   dataDir?: string;
 }
 
-/** Everything a run needs; `dispose` frees the method, the network and the label space. */
+/** Everything a run needs; `dispose` frees the method, the network and the label space. `labels` maps the method's output columns to the dataset's classes. */
 export interface OpenRun {
   stream: Stream;
   network: Network;
@@ -62,13 +62,14 @@ export async function openRun(spec: RunSpec): Promise<OpenRun> {
     const numClasses = stream.source.classNames.length;
     const headClasses = manifest?.classes ?? Array.from({ length: network.numClasses }, (_, i) => i);
     LabelSpace.check(headClasses, network.numClasses, numClasses, `model ${scenario.model}`);
-    labels = new LabelSpace(headClasses, numClasses);
     const dataset = datasetDefaultsKey(scenario.dataset);
     method = createMethod(spec.method, spec.methodOptions ?? {}, dataset);
+    // A method answering over all K classes itself needs no mapping: its columns are the classes.
+    labels = new LabelSpace(method.labelSpace === 'head' ? headClasses : Array.from({ length: numClasses }, (_, i) => i), numClasses);
     const label = spec.label ?? method.name;
     const header: RunHeader = {
       type: 'header',
-      format: 'ctta-results/1',
+      format: RESULTS_FORMAT,
       scenario: scenario.name,
       scenarioHash: scenario.hash,
       method: method.name,

@@ -56,7 +56,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
       if (batch.reset) await method.reset();
       const x = batchTensor(batch);
       const t0 = performance.now();
-      const probsTensor = method.labelSpace === 'head' ? labels.toDataset(await method.predict(x)) : await method.predict(x);
+      const probsTensor = labels.toDataset(await method.predict(x));
       const probs = (await probsTensor.data()) as Float32Array;
       const t1 = performance.now();
       score.sampleMemory();

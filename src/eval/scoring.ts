@@ -67,11 +67,12 @@ export class Scoreboard {
     return counts;
   }
 
-  /** Time spent in the method (predict + adapt) and the tensor memory seen at that moment. */
+  /** Adds time spent in the method (predict + adapt) to the throughput. */
   timed(ms: number): void {
     this.methodMs += ms;
   }
 
+  /** Tensor memory now, for the peak. */
   sampleMemory(): void {
     this.peakBytes = Math.max(this.peakBytes, tf.memory().numBytes);
   }

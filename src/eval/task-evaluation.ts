@@ -32,7 +32,7 @@ export async function evaluateTasks(method: AdaptationMethod, labels: LabelSpace
       const idx = indices.slice(start, start + batchSize);
       const pixels = await source.read(idx, domain);
       const x = pixelsTensor(pixels, [idx.length, h, w, c]);
-      const probs = method.labelSpace === 'head' ? labels.toDataset(await method.evaluate(x)) : await method.evaluate(x);
+      const probs = labels.toDataset(await method.evaluate(x));
       const argmax = tf.tidy(() => probs.argMax(1));
       const predicted = (await argmax.data()) as Int32Array;
       tf.dispose([x, probs, argmax]);
