@@ -6,9 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { CttaError } from '../errors.js';
+import { ensureOutputDir } from '../util/output-dir.js';
 import { Network } from './network.js';
 import { VidaAdapters, type VidaAdapterOptions } from './adapters/vida.js';
 // Registers the GroupNorm layer class so that GN models deserialize.
@@ -26,6 +27,8 @@ export interface ModelManifest {
   /** Accuracy on the dataset's clean test split (restricted to `classes`), in [0, 1]. */
   cleanTestAccuracy?: number;
   weightsSha256: string;
+  /** sha256 of model.json's bytes: the topology and weight layout are checked like the weights. */
+  modelJsonSha256: string;
   /** The command that reproduces this checkpoint from scratch. */
   command?: string;
   training?: Record<string, unknown>;
@@ -34,7 +37,7 @@ export interface ModelManifest {
   adapters?: { kind: string; options: object; file: string; tensors: { name: string; shape: number[] }[]; sha256: string };
 }
 
-export type ManifestFields = Omit<ModelManifest, 'format' | 'architecture' | 'options' | 'weightsSha256' | 'adapters'>;
+export type ManifestFields = Omit<ModelManifest, 'format' | 'architecture' | 'options' | 'weightsSha256' | 'modelJsonSha256' | 'adapters'>;
 
 export interface LoadedModel {
   network: Network;
@@ -49,7 +52,7 @@ function sha256(data: Uint8Array): string {
 
 /** Writes model.json, weights.bin and manifest.json into `dir` (created if needed). */
 export async function saveModel(network: Network, dir: string, fields: ManifestFields): Promise<ModelManifest> {
-  await mkdir(dir, { recursive: true });
+  ensureOutputDir(dir);
   let artifacts: tf.io.ModelArtifacts | undefined;
   await network.model.save(
     tf.io.withSaveHandler(async (a) => {
@@ -65,12 +68,14 @@ export async function saveModel(network: Network, dir: string, fields: ManifestF
     modelTopology: artifacts!.modelTopology,
     weightsManifest: [{ paths: ['weights.bin'], weights: artifacts!.weightSpecs }],
   };
+  const modelJsonText = JSON.stringify(modelJson);
   const manifest: ModelManifest = {
     format: 'ctta-model/1',
     architecture: network.spec.architecture,
     options: network.spec.options,
     ...fields,
     weightsSha256: sha256(weightData),
+    modelJsonSha256: sha256(new TextEncoder().encode(modelJsonText)),
   };
   // Write each file under a temporary name, then rename: a crash never leaves a checkpoint whose
   // manifest describes weights that were not fully written.
@@ -87,7 +92,7 @@ export async function saveModel(network: Network, dir: string, fields: ManifestF
     await atomicWrite(join(dir, 'adapters.bin'), bytes);
   }
   await atomicWrite(join(dir, 'weights.bin'), weightData);
-  await atomicWrite(join(dir, 'model.json'), JSON.stringify(modelJson));
+  await atomicWrite(join(dir, 'model.json'), modelJsonText);
   await atomicWrite(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return manifest;
 }

@@ -12,7 +12,8 @@ import { evaluateClean } from '../../training/evaluate.js';
 import { pretrain, PRETRAIN_DEFAULTS } from '../../training/pretrain.js';
 import { choiceOption, floatOption, intOption, parseClassList } from '../parse.js';
 import { formatSeconds, progressBar } from '../progress.js';
-import { packageVersion } from '../../util/version.js';
+import { codeVersion } from '../../util/version.js';
+import { ensureOutputDir } from '../../util/output-dir.js';
 
 export function pretrainCommand(): Command {
   const d = PRETRAIN_DEFAULTS;
@@ -59,6 +60,8 @@ Examples:
   ctta pretrain --epochs 1 --limit 2000 --out /tmp/smoke`,
     )
     .action(async (o) => {
+      // Before an hour of training: the checkpoint folder must be writable.
+      ensureOutputDir(o.out);
       const backend = await setBackend(o.backend);
       const started = Date.now();
       const [train, test] = [await loadDataset(o.dataset, 'train', { dataDir: o.dataDir }), await loadDataset(o.dataset, 'test', { dataDir: o.dataDir })];
@@ -109,7 +112,7 @@ Examples:
         cleanTestAccuracy: evaluation.accuracy,
         command: reproduceCommand(),
         training: { ...options, warmup: base ? { from: o.from, baseWeightsSha256: base.manifest?.weightsSha256 } : undefined, onProgress: undefined, history, evaluatedOn: `${o.dataset} test split (${evaluation.n} images)` },
-        createdWith: { ctta: packageVersion(), backend: backend.name, versions: backend.versions, node: process.version, seconds: (Date.now() - started) / 1000 },
+        createdWith: { ...codeVersion(), backend: backend.name, versions: backend.versions, node: process.version, seconds: (Date.now() - started) / 1000 },
       });
       network.dispose();
       console.log(`saved ${o.out}: clean test accuracy ${(evaluation.accuracy * 100).toFixed(2)}% on ${evaluation.n} images (${formatSeconds((Date.now() - started) / 1000)})`);
