@@ -267,7 +267,7 @@ describe('Fashion-MNIST look-up', () => {
     expect(loc.found).toBeUndefined();
     expect(loc.tried[0]).toMatchObject({ kind: 'data-dir', dir, missing: ['train-images-idx3-ubyte'] });
     const err = await rejection(loadFashionMnist('train', { dataDir: dir, systemDir: null, allowDownload: false }));
-    expect(err.message).toContain('has train-labels-idx1-ubyte.gz only');
+    expect(err.message).toBe(`${dir} holds train-labels-idx1-ubyte.gz but not train-images-idx3-ubyte.gz of the fashion-mnist train split`);
   });
 
   it.runIf(existsSync('/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz'))(

@@ -159,6 +159,7 @@ describe("the dataset's label space", () => {
       {
         dataset: 'fashion-mnist',
         model: join(ROOT, 'models/fmnist-resnet8-base5'),
+        modelClasses: 'subset',
         domains: [{ corruption: 'none' }],
         ordering: { name: 'class_incremental', params: { nTasks: 5, samplesPerTask: 40 } },
         heldOut: { fraction: 0.1 },

@@ -51,9 +51,15 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof CttaError) {
       process.stderr.write(`ctta: ${err.toLine()}\n`);
+      // The one line is for users; the stack of what caused it is for whoever debugs a method.
+      const cause = err.cause as Error | undefined;
+      if (cause?.stack && (argv.includes('--verbose') || process.env.CTTA_DEBUG === '1')) process.stderr.write(`${cause.stack}\n`);
       return err.exitCode;
     }
-    process.stderr.write(`ctta: internal error (please report it): ${(err as Error)?.stack ?? String(err)}\n`);
+    // A bug of ours: one line, and the stack on request for the report.
+    const debug = argv.includes('--verbose') || process.env.CTTA_DEBUG === '1';
+    const text = debug ? ((err as Error)?.stack ?? String(err)) : `${String((err as Error)?.message ?? err).split('\n')[0]} (run with CTTA_DEBUG=1 for the stack trace)`;
+    process.stderr.write(`ctta: internal error (please report it): ${text}\n`);
     return 1;
   }
 }

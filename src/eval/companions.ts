@@ -2,6 +2,12 @@
  * Companion checkpoints of a scenario's model, loaded for methods (which never read files):
  * ViDA's warmed-up adapters live beside the model as `<model>-vida`. A companion must carry the
  * very same backbone, bit for bit, or its adapters were trained for another model.
+ *
+ * A companion is a checkpoint folder of its own and is held to it like any model: `loadModel`
+ * refuses a weights or adapters path of the companion that leaves the companion's folder (absolute,
+ * `..`, or a symlink resolving outside), checks it before reading anything, and verifies the
+ * companion manifest's sha256s (model.json, weights, adapters). The companion's folder itself is
+ * the user's choice (`<model>-<kind>` beside the model, or the method option naming one).
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
@@ -23,7 +29,14 @@ export async function loadCompanion(network: Network, modelPath: string, kind: s
       fix: `create it with \`${make}\`, point --set <method>.warmup=<dir> at one, or use --set <method>.warmup=none (no warm-up)`,
     });
   }
-  const { network: companion } = await loadModel(file);
+  // Paths inside the companion are contained and its hashes verified by loadModel (see above).
+  const { network: companion, manifest } = await loadModel(file);
+  if (!manifest) {
+    companion.dispose();
+    throw new CttaError(`${file} is not a ctta checkpoint (no manifest.json), so it holds no ${kind} warm-up`, {
+      fix: `create one with \`${make}\``,
+    });
+  }
   const mine = network.namedWeights();
   for (const w of companion.model.weights) {
     const name = w.originalName;

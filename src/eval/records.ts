@@ -33,6 +33,13 @@ const runHeaderShape = {
   label: z.string().min(1).optional(),
   /** Options after defaults were filled in. */
   methodOptions: z.record(z.string(), z.unknown()),
+  /**
+   * The model checkpoint the run started from: sha256 over its model.json, weights and adapters
+   * (checkpoint.ts). Part of the run's identity; absent in files of older ctta versions.
+   */
+  modelHash: z.string().optional(),
+  /** What the user should know about how the numbers were computed (e.g. a class-subset model). */
+  warnings: z.array(z.string()).optional(),
   seed: count,
   /** Table columns: domain names for CTTA scenarios, task names for incremental ones. */
   domains: z.array(z.string()),

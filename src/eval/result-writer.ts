@@ -6,7 +6,7 @@
  * would become null in JSON and make the file unreadable), so a bad record throws before any of
  * it is written, and a bad summary leaves no finished file.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { z } from 'zod';
 import { CttaError } from '../errors.js';
@@ -24,6 +24,28 @@ export function isFinished(file: string): boolean {
     return (JSON.parse(lines[lines.length - 1]!) as { type?: string }).type === 'summary';
   } catch {
     return false;
+  }
+}
+
+/** The header record of a result file (first line), or undefined when it cannot be read or parsed. */
+export function readHeader(file: string): RunHeader | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    // Headers are a few hundred bytes; batch records follow on the next lines.
+    const buf = Buffer.alloc(1 << 16);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    const first = buf.subarray(0, n).toString('utf8').split('\n')[0]!;
+    const parsed = runHeaderSchema.safeParse(JSON.parse(first));
+    return parsed.success ? (parsed.data as RunHeader) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo } from '../backend/index.js';
 import { CttaError } from '../errors.js';
-import { loadModel } from '../models/checkpoint.js';
+import { loadModel, type ModelManifest } from '../models/checkpoint.js';
 import type { Network } from '../models/network.js';
 import { createMethod } from '../methods/index.js';
 import type { AdaptationMethod, MethodContext } from '../methods/types.js';
@@ -18,6 +18,7 @@ import { Rng } from '../util/rng.js';
 import { packageVersion } from '../util/version.js';
 import { loadCompanion } from './companions.js';
 import { LabelSpace } from './label-space.js';
+import { checkBatchFits } from './memory-check.js';
 import { RESULTS_FORMAT, type RunHeader } from './records.js';
 
 export interface RunSpec {
@@ -41,11 +42,44 @@ export interface OpenRun {
   dispose(): void;
 }
 
+/**
+ * The dataset class of each head output, after checking that the model fits the data: a manifest
+ * naming the classes (or, without one, a head of exactly K outputs), class names that agree with
+ * the dataset's, and a head over all K classes unless the scenario declares
+ * `"modelClasses": "subset"`.
+ */
+export function checkModelFitsData(scenario: Scenario, manifest: ModelManifest | undefined, headSize: number, classNames: readonly string[]): number[] {
+  const where = `model ${scenario.model}`;
+  const numClasses = classNames.length;
+  if (!manifest && headSize !== numClasses) {
+    throw new CttaError(`${where} has ${headSize} outputs but ${scenario.dataset} has ${numClasses} classes, and no manifest.json says which classes the outputs are`, {
+      fix: 'use a model trained on this dataset, or add a manifest.json with its "classes"',
+    });
+  }
+  const headClasses = manifest?.classes ?? Array.from({ length: headSize }, (_, i) => i);
+  LabelSpace.check(headClasses, headSize, numClasses, where);
+  const names = manifest?.classNames;
+  if (names && names.length === headClasses.length) {
+    const k = headClasses.findIndex((c, i) => names[i] !== classNames[c]);
+    if (k >= 0) {
+      throw new CttaError(`${where}: output ${k} is class "${names[k]}" in its manifest, but class ${headClasses[k]} of ${scenario.dataset} is "${classNames[headClasses[k]!]}"`, {
+        fix: 'use a model trained on this dataset (its manifest\'s classNames must match the dataset\'s)',
+      });
+    }
+  }
+  if (headClasses.length < numClasses && scenario.modelClasses !== 'subset') {
+    throw new CttaError(`${scenario.file}: ${where} predicts only ${headClasses.length} of the ${numClasses} classes of ${scenario.dataset}`, {
+      fix: 'use a model trained on all classes, or add "modelClasses": "subset" to the scenario if a class-subset model is what you want',
+    });
+  }
+  return headClasses;
+}
+
 export async function openRun(spec: RunSpec): Promise<OpenRun> {
   const { scenario, seed } = spec;
   const stream = await openStream(scenario, seed, { dataDir: spec.dataDir });
-  const modelPath = resolveModelPath(scenario.model);
-  const { network, manifest } = await loadModel(modelPath);
+  const modelPath = resolveModelPath(scenario.model, scenario.file);
+  const { network, manifest, hash: modelHash } = await loadModel(modelPath);
   let method: AdaptationMethod | undefined;
   let labels: LabelSpace | undefined;
   const dispose = () => {
@@ -59,11 +93,18 @@ export async function openRun(spec: RunSpec): Promise<OpenRun> {
     if (h !== height || w !== width || c !== channels) {
       throw new CttaError(`${scenario.file}: model ${scenario.model} takes ${h}x${w}x${c} images but the stream gives ${height}x${width}x${channels}`, { fix: 'use a model trained on this dataset' });
     }
+    const backend = backendInfo()?.name ?? tf.getBackend();
+    checkBatchFits(network, scenario.batchSize, backend, scenario.file);
     const numClasses = stream.source.classNames.length;
-    const headClasses = manifest?.classes ?? Array.from({ length: network.numClasses }, (_, i) => i);
-    LabelSpace.check(headClasses, network.numClasses, numClasses, `model ${scenario.model}`);
+    const headClasses = checkModelFitsData(scenario, manifest, network.numClasses, stream.source.classNames);
     const dataset = datasetDefaultsKey(scenario.dataset);
     method = createMethod(spec.method, spec.methodOptions ?? {}, dataset);
+    const warnings: string[] = [];
+    // A head over fewer classes than the data is legitimate (a base model of a class-incremental
+    // stream) only when the scenario says so; methods answering over all classes are not limited by it.
+    if (method.labelSpace === 'head' && headClasses.length < numClasses) {
+      warnings.push(`model ${scenario.model} predicts ${headClasses.length} of the ${numClasses} classes of ${scenario.dataset}: images of the other ${numClasses - headClasses.length} always count as errors for ${method.name}`);
+    }
     // A method answering over all K classes itself needs no mapping: its columns are the classes.
     labels = new LabelSpace(method.labelSpace === 'head' ? headClasses : Array.from({ length: numClasses }, (_, i) => i), numClasses);
     const label = spec.label ?? method.name;
@@ -75,14 +116,16 @@ export async function openRun(spec: RunSpec): Promise<OpenRun> {
       method: method.name,
       ...(label !== method.name ? { label } : {}),
       methodOptions: method.options,
+      modelHash,
       seed,
       domains: stream.ordering.domains.map((d) => d.name),
       tasks: stream.ordering.tasks.map((t) => t.name),
-      backend: backendInfo()?.name ?? tf.getBackend(),
+      backend,
       versions: backendInfo()?.versions ?? {},
       ctta: packageVersion(),
       node: process.version,
       startedAt: new Date().toISOString(),
+      ...(warnings.length > 0 ? { warnings } : {}),
     };
     const ctx: MethodContext = {
       network,

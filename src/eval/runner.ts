@@ -8,7 +8,9 @@ import { CttaError } from '../errors.js';
 import { batchTensor } from '../streams/stream.js';
 import { yieldToEventLoop } from '../util/yield.js';
 import type { BatchRecord, RunHeader, RunSummary } from './records.js';
+import { checkOutputShape, checkProbabilities } from './method-output.js';
 import { ResultWriter, runFile } from './result-writer.js';
+import { identityDifferences, type IdentityFields } from './run-identity.js';
 import { openRun, type RunSpec } from './run-setup.js';
 import { Scoreboard } from './scoring.js';
 import { endsTask, evaluateTasks, hasHeldOut } from './task-evaluation.js';
@@ -25,7 +27,15 @@ export interface RunProgress {
 export interface RunOptions extends RunSpec {
   /** Results directory; no file is written when undefined. */
   out?: string;
+  /**
+   * The identity the sweep planned for this run (it skipped or refused existing files by it):
+   * the run stops before writing if what it actually computes differs (e.g. the scenario file
+   * was edited during the sweep).
+   */
+  expectIdentity?: IdentityFields;
   onProgress?: (p: RunProgress) => void;
+  /** Told once per warning the run records in its header (e.g. a class-subset model). */
+  onWarning?: (text: string) => void;
 }
 
 export interface RunOutcome {
@@ -41,6 +51,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
   const startTensors = tf.memory().numTensors;
   const run = await openRun(o);
   const { stream, method, labels, header } = run;
+  for (const w of header.warnings ?? []) o.onWarning?.(w);
   let writer: ResultWriter | undefined;
   let open = true;
   const close = () => {
@@ -48,16 +59,24 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
     open = false;
   };
   try {
+    const drift = o.expectIdentity ? identityDifferences(header, o.expectIdentity) : [];
+    if (drift.length > 0) {
+      throw new CttaError(`${o.scenario.name}/${run.label}/seed-${o.seed} changed since the sweep was planned: ${drift.join('; ')}`, { fix: 'do not edit scenarios or models while a sweep runs; run the command again' });
+    }
     if (o.out) writer = new ResultWriter(runFile(o.out, o.scenario.name, run.label, o.seed), header);
-    const score = new Scoreboard(header.domains, stream.ordering.length, method.name);
+    const score = new Scoreboard(header.domains, stream.ordering.length);
     const heldOut = hasHeldOut(stream);
     const batches: BatchRecord[] = [];
     for await (const batch of stream.batches()) {
       if (batch.reset) await method.reset();
       const x = batchTensor(batch);
       const t0 = performance.now();
-      const probsTensor = labels.toDataset(await method.predict(x));
+      const output = await guarded(method.name, batch.index, 'predict', () => method.predict(x));
+      checkOutputShape(output, batch.y.length, labels.columnClasses.length, method.name, batch.index);
+      const probsTensor = labels.toDataset(output);
       const probs = (await probsTensor.data()) as Float32Array;
+      // Each column goes to one class: the mapped rows sum like the method's own.
+      checkProbabilities(probs, batch.y.length, labels.numClasses, method.name, batch.index);
       const t1 = performance.now();
       score.sampleMemory();
       probsTensor.dispose();
@@ -66,10 +85,10 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
       const t2 = performance.now();
       if (method.usesLabels) {
         const y = tf.tensor1d(batch.y, 'int32');
-        await method.adapt(x, y);
+        await guarded(method.name, batch.index, 'adapt', () => method.adapt(x, y));
         y.dispose();
       } else {
-        await method.adapt(x);
+        await guarded(method.name, batch.index, 'adapt', () => method.adapt(x));
       }
       const t3 = performance.now();
       score.sampleMemory();
@@ -95,4 +114,27 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
     close();
     throw err;
   }
+}
+
+/**
+ * Calls into the method; anything it throws becomes one line naming the method, the call and the
+ * batch (the original error, with its stack, stays as `cause` for --verbose / CTTA_DEBUG=1).
+ */
+async function guarded<T>(method: string, batch: number, call: string, f: () => Promise<T> | T): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    if (err instanceof CttaError) throw err;
+    if (isOutOfMemory(err)) {
+      throw new CttaError(`method "${method}" ran out of memory in ${call}() at batch ${batch}`, { fix: 'lower the scenario\'s batchSize (or the method\'s views/replay size)', exitCode: 2, cause: err });
+    }
+    const text = String((err as Error)?.message ?? err).split('\n')[0];
+    throw new CttaError(`method "${method}" failed in ${call}() at batch ${batch}: ${text}`, { fix: 'a bug in the method; run with --verbose (or CTTA_DEBUG=1) for the stack trace', exitCode: 1, cause: err });
+  }
+}
+
+/** wasm and V8 allocation failures: the heap limit, not a bug. */
+export function isOutOfMemory(err: unknown): boolean {
+  const text = String((err as Error)?.message ?? err);
+  return /\bOOM\b/.test(text) || /out of memory|Array buffer allocation failed|Maximum memory size exceeded|Cannot enlarge memory|Invalid typed array length/i.test(text);
 }

@@ -1,13 +1,21 @@
 /**
  * Sweeps: the grid scenario x method x seed, optionally a deterministic shard of it (for cluster
- * schedulers), run in this thread or in worker threads (one wasm backend each). Finished runs
- * are skipped, so an interrupted sweep resumes by running the same command again.
+ * schedulers), run in this thread or in worker threads (one wasm backend each). A run whose file
+ * is finished with the same identity (run-identity.ts) is skipped, so an interrupted sweep
+ * resumes by running the same command again; one with another identity is refused, never reused.
+ * Runs are locked while they run (run-lock.ts), so two sweeps on one folder share the work
+ * instead of writing the same file. A run that fails is reported and the sweep goes on.
  */
 import { Worker } from 'node:worker_threads';
 import { CttaError } from '../errors.js';
-import { loadScenario, type Scenario } from '../streams/scenario.js';
-import type { RunSummary } from './records.js';
-import { isFinished, runFile } from './result-writer.js';
+import { createMethod } from '../methods/index.js';
+import { loadModel } from '../models/checkpoint.js';
+import { datasetDefaultsKey } from '../streams/datasets/index.js';
+import { canonicalJson, loadScenario, resolveModelPath, type Scenario } from '../streams/scenario.js';
+import { RESULTS_FORMAT, type RunSummary } from './records.js';
+import { isFinished, readHeader, runFile } from './result-writer.js';
+import { identityDifferences, type IdentityFields } from './run-identity.js';
+import { tryLock } from './run-lock.js';
 import { runScenario, type RunProgress } from './runner.js';
 
 export interface SweepJob {
@@ -26,23 +34,33 @@ export interface SweepJob {
  * `--set knn1.k=1`), so several option sets of one method get their own folders and table rows.
  */
 export function parseMethodEntry(entry: string): { label: string; method: string } {
-  const m = /^(?:([A-Za-z][\w-]*)=)?([^=\s]+)$/.exec(entry.trim());
+  const m = /^(?:([A-Za-z][\w-]*)=)?([A-Za-z][\w-]*)$/.exec(entry.trim());
   if (!m) {
     throw new CttaError(`"${entry}" is not a method name or label=method`, { fix: 'e.g. --methods source,tent,knn1=lame --set knn1.k=1' });
   }
   return { label: m[1] ?? m[2]!, method: m[2]! };
 }
 
-/** The grid in a stable order: scenarios as given, then methods, then seeds. Options are keyed by label. */
+/**
+ * The grid in a stable order: scenarios as given, then methods, then seeds. Options are keyed by
+ * label. A scenario or seed given twice is run once (`--seeds 0,0`).
+ */
 export function planSweep(scenarios: Scenario[], methods: string[] | undefined, seeds: number[] | undefined, methodOptions: Record<string, Record<string, unknown>> = {}): SweepJob[] {
   const jobs: SweepJob[] = [];
+  const names = new Map<string, string>();
   for (const s of scenarios) {
+    const other = names.get(s.name);
+    if (other === s.file) continue;
+    if (other !== undefined) {
+      throw new CttaError(`scenarios ${other} and ${s.file} are both named "${s.name}": their results would share one folder`, { fix: 'give one of them another "name"' });
+    }
+    names.set(s.name, s.file);
     const entries = (methods ?? s.methods).map(parseMethodEntry);
     const labels = entries.map((e) => e.label);
     const twice = labels.find((l, i) => labels.indexOf(l) !== i);
     if (twice) throw new CttaError(`method "${twice}" is listed twice`, { fix: 'give variants of one method their own labels: --methods a=lame,b=lame' });
     for (const { label, method } of entries) {
-      for (const seed of seeds ?? s.seeds) jobs.push({ scenarioFile: s.file, scenario: s.name, method, label, methodOptions: methodOptions[label] ?? {}, seed });
+      for (const seed of new Set(seeds ?? s.seeds)) jobs.push({ scenarioFile: s.file, scenario: s.name, method, label, methodOptions: methodOptions[label] ?? {}, seed });
     }
   }
   return jobs;
@@ -65,9 +83,12 @@ export function shardJobs(jobs: SweepJob[], shard: { index: number; count: numbe
 
 export type SweepEvent =
   | { type: 'skip'; job: SweepJob; file: string }
+  | { type: 'busy'; job: SweepJob; file: string; holder: string }
   | { type: 'start'; job: SweepJob; worker: number }
+  | { type: 'warning'; job: SweepJob; worker: number; text: string }
   | { type: 'progress'; job: SweepJob; worker: number; progress: RunProgress }
-  | { type: 'done'; job: SweepJob; worker: number; summary: RunSummary; file: string };
+  | { type: 'done'; job: SweepJob; worker: number; summary: RunSummary; file: string }
+  | { type: 'failed'; job: SweepJob; worker: number; error: CttaError };
 
 export interface SweepOptions {
   out: string;
@@ -78,37 +99,179 @@ export interface SweepOptions {
   onEvent?: (e: SweepEvent) => void;
 }
 
-/** Runs the jobs that are not finished yet; returns how many ran. */
-export async function runSweep(jobs: SweepJob[], o: SweepOptions): Promise<number> {
-  const todo: SweepJob[] = [];
-  for (const job of jobs) {
-    const file = runFile(o.out, job.scenario, job.label, job.seed);
-    if (isFinished(file)) o.onEvent?.({ type: 'skip', job, file });
-    else todo.push(job);
-  }
-  if (o.workers <= 1 || todo.length <= 1) {
-    for (const job of todo) {
-      o.onEvent?.({ type: 'start', job, worker: 0 });
-      const r = await runScenario({
-        scenario: loadScenario(job.scenarioFile),
-        method: job.method,
-        label: job.label,
-        methodOptions: job.methodOptions,
-        seed: job.seed,
-        out: o.out,
-        dataDir: o.dataDir,
-        onProgress: (progress) => o.onEvent?.({ type: 'progress', job, worker: 0, progress }),
-      });
-      o.onEvent?.({ type: 'done', job, worker: 0, summary: r.summary, file: r.file! });
-    }
-    return todo.length;
-  }
-  await runInWorkers(todo, o);
-  return todo.length;
+export interface SweepReport {
+  /** Runs computed now. */
+  ran: number;
+  /** Runs already finished with the same identity. */
+  skipped: number;
+  /** Runs another process holds (same identity): left to it. */
+  busy: number;
+  /** Runs that failed (a method threw or returned bad output); the others went on. */
+  failed: { job: SweepJob; error: CttaError }[];
 }
 
-/** A pool of worker threads, each taking the next job when it finishes one. */
-async function runInWorkers(jobs: SweepJob[], o: SweepOptions): Promise<void> {
+/** A job with the identity its result file must have (see run-identity.ts). */
+interface PlannedJob {
+  job: SweepJob;
+  file: string;
+  identity: IdentityFields;
+}
+
+/**
+ * Runs the jobs that are not finished yet. Before anything runs, every finished (or running) run
+ * in `out` is compared with what this sweep would compute: a different identity (options,
+ * scenario, model) is refused with exit 2 and the difference, never reused or overwritten.
+ */
+export async function runSweep(jobs: SweepJob[], o: SweepOptions): Promise<SweepReport> {
+  const planned = await expectedIdentities(jobs, o.out);
+  const report: SweepReport = { ran: 0, skipped: 0, busy: 0, failed: [] };
+  const todo: PlannedJob[] = [];
+  const conflicts: string[] = [];
+  for (const p of planned) {
+    const state = existingRun(p);
+    if (state.kind === 'conflict') conflicts.push(state.message);
+    else if (state.kind === 'finished') {
+      report.skipped++;
+      o.onEvent?.({ type: 'skip', job: p.job, file: p.file });
+    } else todo.push(p);
+  }
+  if (conflicts.length > 0) {
+    throw new CttaError(`${conflicts[0]}${conflicts.length > 1 ? ` (and ${conflicts.length - 1} more run(s))` : ''}`, {
+      fix: 'write to another --out, give the variant its own label (--methods half=bn --set half.alpha=0.5), or delete the old file(s) to redo them',
+    });
+  }
+  // Each job is locked by the main thread for as long as it runs, in this thread or a worker.
+  const claim = (p: PlannedJob): (() => void) | undefined => {
+    const lock = tryLock(p.file, canonicalJson(p.identity));
+    if (!lock.acquired) {
+      const sameRun = lock.holder?.identity === canonicalJson(p.identity);
+      if (lock.holder && !sameRun) {
+        fail(p, new CttaError(`${p.file} is being computed by process ${lock.holder.pid} on ${lock.holder.host} with other settings`, { fix: 'wait for it to finish, or write to another --out', exitCode: 2 }), 0);
+      } else {
+        report.busy++;
+        o.onEvent?.({ type: 'busy', job: p.job, file: p.file, holder: lock.holder ? `process ${lock.holder.pid} on ${lock.holder.host}` : `the lock ${lock.file}` });
+      }
+      return undefined;
+    }
+    // Finished by another process between our first look and the lock.
+    const state = existingRun(p);
+    if (state.kind !== 'todo') {
+      lock.release();
+      if (state.kind === 'finished') {
+        report.skipped++;
+        o.onEvent?.({ type: 'skip', job: p.job, file: p.file });
+      } else fail(p, new CttaError(state.message, { fix: 'write to another --out', exitCode: 2 }), 0);
+      return undefined;
+    }
+    return lock.release;
+  };
+  const fail = (p: PlannedJob, error: CttaError, worker: number) => {
+    report.failed.push({ job: p.job, error });
+    o.onEvent?.({ type: 'failed', job: p.job, worker, error });
+  };
+  if (o.workers <= 1 || todo.length <= 1) {
+    for (const p of todo) {
+      const release = claim(p);
+      if (!release) continue;
+      try {
+        o.onEvent?.({ type: 'start', job: p.job, worker: 0 });
+        const r = await runScenario({
+          scenario: loadScenario(p.job.scenarioFile),
+          method: p.job.method,
+          label: p.job.label,
+          methodOptions: p.job.methodOptions,
+          seed: p.job.seed,
+          out: o.out,
+          dataDir: o.dataDir,
+          expectIdentity: p.identity,
+          onProgress: (progress) => o.onEvent?.({ type: 'progress', job: p.job, worker: 0, progress }),
+          onWarning: (text) => o.onEvent?.({ type: 'warning', job: p.job, worker: 0, text }),
+        });
+        report.ran++;
+        o.onEvent?.({ type: 'done', job: p.job, worker: 0, summary: r.summary, file: r.file! });
+      } catch (err) {
+        const error = asRunError(err, p.job);
+        if (error.exitCode === 2) throw error; // bad input: every other run would meet it too
+        fail(p, error, 0);
+      } finally {
+        release();
+      }
+    }
+    return report;
+  }
+  await runInWorkers(todo, o, claim, report, fail);
+  return report;
+}
+
+/** Identities of the jobs: scenario hash, effective options for the scenario's dataset, model hash. */
+async function expectedIdentities(jobs: SweepJob[], out: string): Promise<PlannedJob[]> {
+  const scenarios = new Map<string, Scenario>();
+  const options = new Map<string, Record<string, unknown>>();
+  const models = new Map<string, string>();
+  const planned: PlannedJob[] = [];
+  for (const job of jobs) {
+    let scenario = scenarios.get(job.scenarioFile);
+    if (!scenario) scenarios.set(job.scenarioFile, (scenario = loadScenario(job.scenarioFile)));
+    const optionsKey = `${job.scenarioFile}\0${job.label}`;
+    let effective = options.get(optionsKey);
+    if (!effective) {
+      const method = createMethod(job.method, job.methodOptions, datasetDefaultsKey(scenario.dataset));
+      effective = method.options as Record<string, unknown>;
+      method.dispose();
+      options.set(optionsKey, effective);
+    }
+    const modelPath = resolveModelPath(scenario.model, scenario.file);
+    let modelHash = models.get(modelPath);
+    if (!modelHash) {
+      const loaded = await loadModel(modelPath);
+      loaded.network.dispose();
+      models.set(modelPath, (modelHash = loaded.hash));
+    }
+    planned.push({
+      job,
+      file: runFile(out, job.scenario, job.label, job.seed),
+      identity: { format: RESULTS_FORMAT, scenario: scenario.name, scenarioHash: scenario.hash, method: job.method, methodOptions: effective, seed: job.seed, modelHash },
+    });
+  }
+  return planned;
+}
+
+type RunState = { kind: 'todo' } | { kind: 'finished' } | { kind: 'conflict'; message: string };
+
+/** Whether the job's file is finished with the same identity, with another one, or not at all. */
+function existingRun(p: PlannedJob): RunState {
+  if (isFinished(p.file)) {
+    const header = readHeader(p.file);
+    const diff = header ? identityDifferences(header, p.identity) : ['its header cannot be read'];
+    return diff.length === 0 ? { kind: 'finished' } : { kind: 'conflict', message: `${p.file} is a finished run with other settings: ${diff.join('; ')}` };
+  }
+  return { kind: 'todo' };
+}
+
+/** A failure of one run as a one-line error naming the run (exit 1 unless it is about input). */
+function asRunError(err: unknown, job: SweepJob): CttaError {
+  const where = `${job.scenario}/${job.label}/seed-${job.seed}`;
+  if (err instanceof CttaError) {
+    return new CttaError(err.message.startsWith(where) ? err.message : `${where}: ${err.message}`, { fix: err.fix, exitCode: err.exitCode, cause: err });
+  }
+  return new CttaError(`${where}: ${firstLine(err)}`, { exitCode: 1, cause: err });
+}
+
+function firstLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0]!;
+}
+
+/**
+ * A pool of worker threads, each taking the next job when it finishes one. A job that fails is
+ * reported and the worker goes on with the next one; a worker that cannot start stops the sweep.
+ */
+async function runInWorkers(
+  jobs: PlannedJob[],
+  o: SweepOptions,
+  claim: (p: PlannedJob) => (() => void) | undefined,
+  report: SweepReport,
+  fail: (p: PlannedJob, error: CttaError, worker: number) => void,
+): Promise<void> {
   const queue = [...jobs];
   const workerCount = Math.min(o.workers, jobs.length);
   const fromSource = import.meta.url.endsWith('.ts');
@@ -116,34 +279,71 @@ async function runInWorkers(jobs: SweepJob[], o: SweepOptions): Promise<void> {
   // Run from TypeScript sources (tests, development), the worker registers tsx's loader itself:
   // loader flags given to the main thread do not reach worker threads on Node 20.
   const bootstrap = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
+  let inputError: CttaError | undefined;
   const runOne = (id: number): Promise<void> =>
     new Promise((resolveAll, rejectAll) => {
       const workerData = { backend: o.backend, plugins: o.plugins, out: o.out, dataDir: o.dataDir };
       const worker = fromSource ? new Worker(bootstrap, { eval: true, workerData }) : new Worker(url, { workerData });
-      let current: SweepJob | undefined;
+      let current: PlannedJob | undefined;
+      let release: (() => void) | undefined;
+      const finish = () => {
+        release?.();
+        release = undefined;
+      };
       const next = () => {
-        current = queue.shift();
+        finish();
+        current = undefined;
+        while (!inputError && queue.length > 0 && !current) {
+          const p = queue.shift()!;
+          release = claim(p);
+          if (release) current = p;
+        }
         if (!current) {
           void worker.terminate();
           resolveAll();
           return;
         }
-        o.onEvent?.({ type: 'start', job: current, worker: id });
-        worker.postMessage(current);
+        o.onEvent?.({ type: 'start', job: current.job, worker: id });
+        worker.postMessage({ job: current.job, identity: current.identity });
       };
-      worker.on('message', (m: { type: string; progress?: RunProgress; summary?: RunSummary; file?: string; error?: { message: string; fix?: string; exitCode?: number } }) => {
+      worker.on('message', (m: { type: string; progress?: RunProgress; summary?: RunSummary; file?: string; text?: string; error?: WorkerError }) => {
         if (m.type === 'ready') next();
-        else if (m.type === 'progress') o.onEvent?.({ type: 'progress', job: current!, worker: id, progress: m.progress! });
+        else if (m.type === 'warning') o.onEvent?.({ type: 'warning', job: current!.job, worker: id, text: m.text! });
+        else if (m.type === 'progress') o.onEvent?.({ type: 'progress', job: current!.job, worker: id, progress: m.progress! });
         else if (m.type === 'done') {
-          o.onEvent?.({ type: 'done', job: current!, worker: id, summary: m.summary!, file: m.file! });
+          report.ran++;
+          o.onEvent?.({ type: 'done', job: current!.job, worker: id, summary: m.summary!, file: m.file! });
           next();
         } else if (m.type === 'error') {
-          void worker.terminate();
           const e = m.error!;
-          rejectAll(new CttaError(`${current?.scenario}/${current?.label}/seed-${current?.seed}: ${e.message}`, { fix: e.fix, exitCode: e.exitCode ?? 1 }));
+          // The worker's stack travels as the cause, for --verbose.
+          const cause = e.stack ? Object.assign(new Error(e.message), { stack: e.stack }) : undefined;
+          const error = new CttaError(e.message, { fix: e.fix, exitCode: e.exitCode ?? 1, cause });
+          if (!current) {
+            // The worker could not start (backend, plug-in): nothing can run in it.
+            finish();
+            void worker.terminate();
+            rejectAll(error);
+            return;
+          }
+          const runError = asRunError(error, current.job);
+          if (runError.exitCode === 2) inputError ??= runError;
+          else fail(current, runError, id);
+          next();
         }
       });
-      worker.on('error', (err) => rejectAll(err));
+      worker.on('error', (err) => {
+        finish();
+        rejectAll(err);
+      });
     });
   await Promise.all(Array.from({ length: workerCount }, (_, i) => runOne(i + 1)));
+  if (inputError) throw inputError;
+}
+
+interface WorkerError {
+  message: string;
+  fix?: string;
+  exitCode?: number;
+  stack?: string;
 }

@@ -9,6 +9,7 @@ import { CttaError } from '../errors.js';
 import { loadPlugin } from '../methods/index.js';
 import { loadScenario } from '../streams/scenario.js';
 import { runScenario } from './runner.js';
+import type { IdentityFields } from './run-identity.js';
 import type { SweepJob } from './sweep.js';
 
 const { backend, plugins, out, dataDir } = workerData as { backend: string; plugins: string[]; out: string; dataDir?: string };
@@ -18,7 +19,7 @@ tf.env().set('PROD', true);
 try {
   await setBackend(backend);
   for (const p of plugins) await loadPlugin(p);
-  port.on('message', (job: SweepJob) => {
+  port.on('message', ({ job, identity }: { job: SweepJob; identity: IdentityFields }) => {
     runScenario({
       scenario: loadScenario(job.scenarioFile),
       method: job.method,
@@ -27,7 +28,9 @@ try {
       seed: job.seed,
       out,
       dataDir,
+      expectIdentity: identity,
       onProgress: (progress) => port.postMessage({ type: 'progress', progress }),
+      onWarning: (text) => port.postMessage({ type: 'warning', text }),
     }).then(
       (r) => port.postMessage({ type: 'done', summary: r.summary, file: r.file }),
       (err: unknown) => port.postMessage({ type: 'error', error: describe(err) }),
@@ -38,7 +41,10 @@ try {
   port.postMessage({ type: 'error', error: describe(err) });
 }
 
-function describe(err: unknown): { message: string; fix?: string; exitCode?: number } {
-  if (err instanceof CttaError) return { message: err.message, fix: err.fix, exitCode: err.exitCode };
-  return { message: (err as Error)?.stack ?? String(err), exitCode: 1 };
+/** A CttaError crosses to the main thread as its parts; anything else as its first line (exit 1). */
+function describe(err: unknown): { message: string; fix?: string; exitCode?: number; stack?: string } {
+  const cause = err instanceof CttaError ? err.cause : err;
+  const stack = (cause as Error | undefined)?.stack;
+  if (err instanceof CttaError) return { message: err.message, fix: err.fix, exitCode: err.exitCode, stack };
+  return { message: String((err as Error)?.message ?? err).split('\n')[0]!, exitCode: 1, stack };
 }

@@ -7,6 +7,10 @@ import './cotta.js';
 import './vida.js';
 import './eata.js';
 import './sar.js';
+import { sealBuiltInMethods } from './registry.js';
+
+// Plug-ins may add methods, not replace these.
+sealBuiltInMethods();
 
 export { createMethod, datasetDefaults, getMethodDefinition, listMethods, loadPlugin, registerMethod, resolveMethodOptions } from './registry.js';
 export type { AdaptationMethod, Diagnostics, MethodContext, MethodDefinition } from './types.js';

@@ -18,6 +18,7 @@ import {
   type RunHeader,
   type RunSummary,
 } from '../eval/records.js';
+import { identityDifferences } from '../eval/run-identity.js';
 
 export { RESULTS_FORMAT };
 
@@ -73,7 +74,31 @@ export async function readResults(dir: string): Promise<FinishedRun[]> {
       });
     }
   }
+  checkRowIdentity(runs);
   return runs;
+}
+
+/**
+ * The seeds of one table row (scenario, run name) must be the same run but for the seed: same
+ * scenario hash, method, effective options and model. Otherwise a mean would mix two settings.
+ * `runs` sorted as readResults sorts them.
+ */
+export function checkRowIdentity(runs: readonly Pick<FinishedRun, 'file' | 'header'>[]): void {
+  const first = new Map<string, Pick<FinishedRun, 'file' | 'header'>>();
+  for (const r of runs) {
+    const key = `${r.header.scenario}\0${runName(r.header)}`;
+    const ref = first.get(key);
+    if (!ref) {
+      first.set(key, r);
+      continue;
+    }
+    const diff = identityDifferences(ref.header, r.header, { ignoreSeed: true });
+    if (diff.length > 0) {
+      throw new CttaError(`${ref.file} and ${r.file} would be one table row (${r.header.scenario} / ${runName(r.header)}) but are different runs: ${diff.join('; ')}`, {
+        fix: 'move one of them out of the folder, or re-run it with the settings of the other',
+      });
+    }
+  }
 }
 
 function compareRuns(a: FinishedRun, b: FinishedRun): number {

@@ -4,14 +4,18 @@
  * the field and what was expected.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { CttaError } from '../errors.js';
+import { jsonErrorLineColumn, readJsonBytesSync } from '../util/json-file.js';
 import { repoRoot } from '../util/paths.js';
 import { corruptionNames, isCorruptionName } from './corruptions/index.js';
 import { datasetNames, isDatasetName, isPrecorrupted, PRECORRUPTED_DATASETS } from './datasets/index.js';
 import { CLEAN_CORRUPTION, isOrderingName, orderingNames } from './orderings/index.js';
+
+/** Scenario files are a few KiB; anything far larger is not one (and would stall the parser). */
+const MAX_SCENARIO_BYTES = 4 * 1024 ** 2;
 
 /** The datasets ctta reads without registration; `registerDataset` adds more. */
 export const SCENARIO_DATASETS = ['fashion-mnist', 'cifar10', 'cifar100', 'cifar10-c', 'cifar100-c', 'imagenet-c'] as const;
@@ -41,9 +45,12 @@ const corruptionName = z.string().refine((c) => c === CLEAN_CORRUPTION || isCorr
 });
 const severity = z.number({ error: 'expected a severity 1-5 (0 only for "none")' }).int('expected an integer severity').min(0, 'expected a severity 1-5').max(5, 'expected a severity 1-5');
 
+/** A scenario's name is a folder of the results directory: one plain path segment. */
+const SCENARIO_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+
 const scenarioSchema = z.strictObject({
   $schema: z.string().optional(),
-  name: z.string().min(1).optional(),
+  name: z.string().regex(SCENARIO_NAME, 'a name is letters, digits, ".", "_", "+" and "-", starting with a letter or digit (it names the results folder)').optional(),
   description: z.string().default(''),
   /** A registered dataset (corrupted on the fly by the engine) or pre-corrupted files (`PRECORRUPTED`). */
   dataset: datasetName,
@@ -54,8 +61,18 @@ const scenarioSchema = z.strictObject({
    * pre-corrupted files do not have.
    */
   clean: z.strictObject({ dataset: cleanDatasetName, split: z.enum(['train', 'test']).default('test') }).optional(),
-  /** Checkpoint directory or model.json; relative paths resolve against the working directory, then the ctta package. */
+  /**
+   * Checkpoint directory or model.json. A relative path is looked up in the scenario's folder,
+   * then the working directory, then the ctta package, and may not leave the folder it is
+   * resolved in (no `..` escape).
+   */
   model: z.string().min(1),
+  /**
+   * "all" (default): the model's head must predict every class of the dataset. "subset": the
+   * model was trained on some classes only (its manifest's `classes`, e.g. the base model of a
+   * class-incremental stream); runs record a warning that the other classes count as errors.
+   */
+  modelClasses: z.enum(['all', 'subset']).default('all'),
   /** Explicit domains; or give `corruptions` x `severities`. */
   domains: z.array(z.strictObject({ corruption: corruptionName, severity: severity.optional(), name: z.string().optional() })).min(1).optional(),
   corruptions: z.array(corruptionName).min(1).optional(),
@@ -112,11 +129,21 @@ export function resolveScenarioPath(nameOrPath: string): string {
 
 export function loadScenario(nameOrPath: string): Scenario {
   const file = resolveScenarioPath(nameOrPath);
+  const bytes = readJsonBytesSync(file, {
+    shown: file,
+    maxBytes: MAX_SCENARIO_BYTES,
+    tooLargeFix: 'pass a scenario file (a small JSON file)',
+    notFileFix: 'pass a scenario file (a small JSON file)',
+  });
+  // Not UTF-8 is not refused here: invalid bytes become U+FFFD, as scenarios were always read.
+  const text = new TextDecoder().decode(bytes);
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new CttaError(`${file}: not valid JSON (${(err as Error).message})`, { fix: 'fix the JSON syntax' });
+    raw = JSON.parse(text);
+  } catch {
+    // Located by our scanner: JSON.parse's message quotes the file, and not always with a position.
+    const at = jsonErrorLineColumn(text);
+    throw new CttaError(`${file}: not valid JSON${at ? ` at line ${at.line}, column ${at.column}` : ''}`, { fix: 'fix the JSON syntax' });
   }
   return parseScenario(raw, file);
 }
@@ -149,17 +176,33 @@ export function parseScenario(raw: unknown, file = '(scenario)'): Scenario {
       throw new CttaError(`${file}: domains[${i}].severity: 0 is only for "none" (clean)`, { fix: 'use a severity 1-5' });
     }
   });
-  const { domains: _d, corruptions: _c, severities: _s, name, $schema: _schema, ...rest } = s;
-  const scenario = { ...rest, name: name ?? basename(file, '.json'), file, domains };
+  const { domains: _d, corruptions: _c, severities: _s, name: given, $schema: _schema, ...rest } = s;
+  // Scenarios built in code (no file) are named "scenario" unless they say otherwise.
+  const name = given ?? (file === '(scenario)' ? 'scenario' : basename(file, '.json'));
+  if (!SCENARIO_NAME.test(name)) {
+    throw new CttaError(`${file}: the file name "${name}" cannot name a results folder`, { fix: 'add a "name" field of letters, digits, ".", "_", "+" and "-"' });
+  }
+  const scenario = { ...rest, name, file, domains };
   const hash = createHash('sha256').update(canonicalJson({ ...scenario, file: undefined, methods: undefined, seeds: undefined, description: undefined })).digest('hex');
   return { ...scenario, hash };
 }
 
-/** Resolves the scenario's model path (working directory first, then the ctta package). */
-export function resolveModelPath(model: string): string {
-  if (isAbsolute(model) || existsSync(model)) return resolve(model);
-  const inPackage = join(repoRoot(), model);
-  return existsSync(inPackage) ? inPackage : resolve(model);
+/**
+ * Resolves a scenario's model path: absolute as given; relative in the scenario's folder, then the
+ * working directory, then the ctta package (the shipped `models/...`). A relative path may not
+ * climb out of the folder it is resolved in, so a scenario cannot point ctta at arbitrary files.
+ */
+export function resolveModelPath(model: string, scenarioFile?: string): string {
+  if (isAbsolute(model)) return resolve(model);
+  const normal = normalize(model);
+  if (normal === '..' || normal.startsWith(`..${sep}`) || normal.split(sep).includes('..')) {
+    throw new CttaError(`${scenarioFile ?? 'scenario'}: model "${model}" leaves the folder it is resolved in`, {
+      fix: 'give the model path inside the scenario\'s folder, the working directory or the ctta package, or an absolute path',
+    });
+  }
+  const bases = [...(scenarioFile && isAbsolute(scenarioFile) ? [dirname(scenarioFile)] : []), process.cwd(), repoRoot()];
+  const found = bases.map((b) => join(b, normal)).find((p) => existsSync(p));
+  return found ?? resolve(normal);
 }
 
 /** JSON with sorted keys, so the same content always hashes the same. */

@@ -59,15 +59,17 @@ function describeSource(name: string, base: Pick<ImageDataset, 'height' | 'width
 }
 
 /** CIFAR-10-C / CIFAR-100-C: one (corruption, severity) slice held in memory at a time. */
-async function cifarCSource(dir: string, dataset: 'cifar10-c' | 'cifar100-c', first: Domain): Promise<DomainImageSource> {
+async function cifarCSource(dir: string, dataset: 'cifar10-c' | 'cifar100-c', domains: readonly Domain[]): Promise<DomainImageSource> {
   let cached: { key: string; data: ImageDataset } | undefined;
+  // Every corruption file the stream will read is checked when it opens, not when reached.
+  const corruptions = [...new Set(domains.map((d) => d.corruption).filter((c) => c !== CLEAN_CORRUPTION))];
   const slice = async (d: Domain): Promise<ImageDataset> => {
     const key = `${d.corruption}-${d.severity}`;
-    if (cached?.key !== key) cached = { key, data: await readCifarC(dir, { corruption: d.corruption, severity: d.severity, dataset }) };
+    if (cached?.key !== key) cached = { key, data: await readCifarC(dir, { corruption: d.corruption, severity: d.severity, dataset, corruptions }) };
     return cached.data;
   };
   return {
-    ...describeSource(dataset, await slice(first)),
+    ...describeSource(dataset, await slice(domains[0]!)),
     async read(indices, domain) {
       if (domain.corruption === CLEAN_CORRUPTION) {
         throw new CttaError(`${dataset} holds no clean domain`, { fix: 'remove "none" from the scenario\'s domains' });
@@ -78,15 +80,16 @@ async function cifarCSource(dir: string, dataset: 'cifar10-c' | 'cifar100-c', fi
 }
 
 /** ImageNet-C folders: files indexed per domain, decoded per batch (memory stays bounded). */
-async function imageNetCSource(root: string, first: Domain, image: { resize: number; crop: number }): Promise<DomainImageSource> {
+async function imageNetCSource(root: string, domains: readonly Domain[], image: { resize: number; crop: number }): Promise<DomainImageSource> {
   const indexes = new Map<string, LazyImageDataset>();
-  const index = async (d: Domain): Promise<LazyImageDataset> => {
+  const index = async (d: Domain, checkAll = false): Promise<LazyImageDataset> => {
     const key = `${d.corruption}-${d.severity}`;
-    if (!indexes.has(key)) indexes.set(key, await indexImageNetC(root, { corruption: d.corruption, severity: d.severity, ...image }));
+    // The first index also checks that every domain's folder exists with the same classes.
+    if (!indexes.has(key)) indexes.set(key, await indexImageNetC(root, { corruption: d.corruption, severity: d.severity, ...image, ...(checkAll ? { domains } : {}) }));
     return indexes.get(key)!;
   };
   return {
-    ...describeSource('imagenet-c', await index(first)),
+    ...describeSource('imagenet-c', await index(domains[0]!, true)),
     async read(indices, domain) {
       return (await index(domain)).readImages(Array.from(indices));
     },
@@ -116,9 +119,9 @@ export async function openSource(scenario: Scenario, domains: Domain[], options:
   switch (scenario.dataset) {
     case 'cifar10-c':
     case 'cifar100-c':
-      return cifarCSource(needDir(scenario, options.dataDir, scenario.dataset.toUpperCase()), scenario.dataset, domains[0]!);
+      return cifarCSource(needDir(scenario, options.dataDir, scenario.dataset.toUpperCase()), scenario.dataset, domains);
     case 'imagenet-c':
-      return imageNetCSource(needDir(scenario, options.dataDir, 'ImageNet-C'), domains[0]!, scenario.image ?? { resize: 256, crop: 224 });
+      return imageNetCSource(needDir(scenario, options.dataDir, 'ImageNet-C'), domains, scenario.image ?? { resize: 256, crop: 224 });
     default:
       // Every other dataset is clean and corrupted on the fly.
       return engineSource(await loadScenarioDataset(scenario, scenario.dataset, scenario.split, options.dataDir), options.seed);

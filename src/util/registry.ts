@@ -37,6 +37,13 @@ export class Registry<T extends { name: string }> {
    * @param kind what an entry is, singular, for messages ("model", "dataset").
    * @param key global key of the shared table, e.g. "ctta.models.registry".
    */
+  /** Built-in names, shared like the entries (see seal()). */
+  private readonly sealed: Set<string>;
+  /** Registrations so far, shared like the entries: [count]. */
+  private readonly counter: number[];
+  /** This copy has loaded its built-ins: from now on its registrations are plug-ins'. */
+  private loaded = false;
+
   constructor(
     readonly kind: string,
     key: string,
@@ -44,6 +51,9 @@ export class Registry<T extends { name: string }> {
   ) {
     const slots = globalThis as unknown as Record<symbol, Map<string, T> | undefined>;
     this.entries = slots[Symbol.for(key)] ??= new Map();
+    const shared = globalThis as unknown as Record<symbol, unknown>;
+    this.sealed = (shared[Symbol.for(`${key}.built-in`)] ??= new Set<string>()) as Set<string>;
+    this.counter = (shared[Symbol.for(`${key}.count`)] ??= [0]) as number[];
     this.pattern = options.pattern ?? DEFAULT_PATTERN;
     this.reserved = new Set(options.reserved ?? []);
     this.hint = options.hint ? ` ${options.hint}` : '';
@@ -61,7 +71,27 @@ export class Registry<T extends { name: string }> {
     if (this.reserved.has(name)) {
       throw new CttaError(`${this.kind} name "${name}" is reserved`, { fix: `choose another name (reserved: ${[...this.reserved].join(', ')})` });
     }
+    if (this.loaded && this.sealed.has(name) && this.entries.get(name) !== entry) {
+      throw new CttaError(`${this.kind} "${name}" is built into ctta and cannot be replaced`, { fix: `give yours another name (e.g. my-${name})` });
+    }
     this.entries.set(name, entry);
+    this.counter[0]! += 1;
+  }
+
+  /**
+   * Marks every entry registered so far as built in (called once the built-ins are imported):
+   * later registrations, i.e. plug-ins', may add names but not replace these, so "tent" in a
+   * table is always ctta's TENT. A second copy of ctta loading its own built-ins is not refused:
+   * each copy seals after its own.
+   */
+  seal(): void {
+    for (const name of this.entries.keys()) this.sealed.add(name);
+    this.loaded = true;
+  }
+
+  /** Registrations so far, by every copy (a plug-in's import is counted by the difference). */
+  get registrationCount(): number {
+    return this.counter[0]!;
   }
 
   /** The entry `name`; a CttaError listing the known names when there is none. */

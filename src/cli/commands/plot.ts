@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { PLOT_KINDS, plotRuns, renderPng, renderSvg } from '../../report/plot.js';
 import { readResults } from '../../report/results.js';
+import { checkOutputFile } from '../../util/output-dir.js';
 import { choiceOption } from '../parse.js';
 import { listOption, requireRuns, writeOutput } from './table.js';
 
@@ -21,6 +22,8 @@ Examples:
   ctta plot results/ --kind matrix --scenario fmnist-class-incremental --out matrix.svg
   ctta plot results/ --kind diagnostics --scenario fmnist-c-continual --methods eata,sar --out diag.svg`)
     .action(async (dir: string, o) => {
+      // A bad --out (a file in the path, a folder, /proc, read-only) fails before any work.
+      checkOutputFile(o.out);
       const runs = await readResults(dir);
       requireRuns(runs, dir);
       const spec = plotRuns(runs, { kind: o.kind, scenario: o.scenario, methods: o.methods });

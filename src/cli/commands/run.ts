@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { setBackend } from '../../backend/index.js';
 import { CttaError } from '../../errors.js';
 import { runSweep, parseShard, planSweep, shardJobs, type SweepEvent } from '../../eval/sweep.js';
@@ -7,7 +7,8 @@ import { readResults } from '../../report/results.js';
 import { formatMarkdown, summarize } from '../../report/table.js';
 import { loadScenario } from '../../streams/scenario.js';
 import { intOption } from '../parse.js';
-import { formatSeconds, progressBar, type Progress } from '../progress.js';
+import { formatSeconds, onInterrupt, progressBar, type Progress } from '../progress.js';
+import { ensureOutputDir } from '../../util/output-dir.js';
 
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -17,7 +18,7 @@ function parseSet(entries: string[]): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
   for (const e of entries) {
     const m = /^([A-Za-z][\w-]*)\.([A-Za-z_]\w*)=(.*)$/.exec(e);
-    if (!m) throw new InvalidArgumentError(`--set "${e}" is not method.option=value (e.g. --set bn.alpha=0.5)`);
+    if (!m) throw new CttaError(`--set "${e}" is not method.option=value`, { fix: 'e.g. --set bn.alpha=0.5 (the method or its label, a dot, the option, =, the value)' });
     let value: unknown = m[3];
     try {
       value = JSON.parse(m[3]!);
@@ -44,6 +45,7 @@ export function runCommand(): Command {
     .option('--data-dir <dir>', 'where the dataset files are')
     .option('--quiet', 'no progress output')
     .option('--json', 'print the final table rows as JSON')
+    .option('--verbose', 'print the stack trace of a failed run')
     .addHelpText('after', `
 Examples:
   ctta run fmnist-c-continual --methods source,bn
@@ -55,7 +57,10 @@ Examples:
   ctta merge part1 part2 --out results && ctta table results
   ctta run fmnist-c-continual --plugin examples/my-method.js --methods my-method
 
-Killing a sweep loses only the runs in progress: run the same command again to finish it.`)
+Killing a sweep loses only the runs in progress: run the same command again to finish it.
+A finished run is reused only if it is the same run (scenario, effective options, model, seed);
+one with other settings is refused: write to another --out or give the variant a label.
+Two sweeps on one --out share the work: each skips the runs the other is computing.`)
     .action(async (names: string[], o) => {
       for (const p of o.plugin as string[]) await loadPlugin(p);
       const scenarios = names.map((n) => loadScenario(n));
@@ -72,17 +77,41 @@ Killing a sweep loses only the runs in progress: run the same command again to f
       if (unused.length > 0) {
         throw new CttaError(`--set names "${unused[0]}", which is not among the methods run (${[...checked].join(', ')})`, { fix: 'use the label given in --methods (label=method) or the method name' });
       }
-      if (o.shard) jobs = shardJobs(jobs, parseShard(o.shard));
+      const grid = jobs.length;
+      if (o.shard) {
+        const shard = parseShard(o.shard);
+        jobs = shardJobs(jobs, shard);
+        if (jobs.length === 0) {
+          // Slurm/Kubernetes arrays may be wider than a grid: an empty slice is not a failure.
+          if (!o.quiet) process.stderr.write(`nothing to do in this shard: shard ${o.shard} of a ${grid}-run grid is empty\n`);
+          return;
+        }
+      }
+      ensureOutputDir(o.out);
       const backend = await setBackend(o.backend);
       const quiet = o.quiet || o.json;
       let bar: Progress | undefined;
       let runStarted = Date.now();
       const started = Date.now();
+      const warned = new Set<string>();
+      const say = (line: string) => {
+        bar?.stop(); // a line printed under a live bar would be overwritten
+        bar = undefined;
+        process.stderr.write(`${line}\n`);
+      };
       const onEvent = (e: SweepEvent) => {
         const label = `${e.job.scenario} ${e.job.label} seed ${e.job.seed}`;
-        if (e.type === 'skip' && !quiet) process.stderr.write(`skip ${label} (finished: ${e.file})\n`);
+        if (e.type === 'failed') return say(`failed ${label}: ${e.error.toLine()}`);
+        if (e.type === 'warning') {
+          if (!warned.has(e.text)) say(`warning: ${e.text}`);
+          warned.add(e.text);
+          return;
+        }
+        if (quiet) return;
+        if (e.type === 'skip') return say(`skip ${label} (finished: ${e.file})`);
+        if (e.type === 'busy') return say(`skip ${label} (being run by ${e.holder})`);
         if (o.workers > 1) {
-          if (e.type === 'done' && !quiet) process.stderr.write(`done ${label}: mean error ${(e.summary.meanError * 100).toFixed(1)}%, ${e.summary.imagesPerSecond.toFixed(0)} img/s [worker ${e.worker}]\n`);
+          if (e.type === 'done') say(`done ${label}: mean error ${(e.summary.meanError * 100).toFixed(1)}%, ${e.summary.imagesPerSecond.toFixed(0)} img/s [worker ${e.worker}]`);
           return;
         }
         if (e.type === 'start') {
@@ -95,15 +124,37 @@ Killing a sweep loses only the runs in progress: run the same command again to f
           const elapsed = (Date.now() - runStarted) / 1000;
           bar?.update(p.batch / p.batches, { err: (p.error * 100).toFixed(1), ips: p.imagesPerSecond.toFixed(0), eta_t: formatSeconds((elapsed * (p.batches - p.batch)) / Math.max(p.batch, 1)) });
         }
-        if (e.type === 'done') bar?.stop();
+        if (e.type === 'done') {
+          bar?.stop();
+          bar = undefined;
+        }
       };
-      const ran = await runSweep(jobs, { out: o.out, workers: o.workers, dataDir: o.dataDir, backend: backend.name, plugins: o.plugin, onEvent });
-      const rows = summarize(await readResults(o.out)).filter((r) => scenarios.some((s) => s.name === r.scenario));
-      if (o.json) {
-        console.log(JSON.stringify(rows, null, 2));
-        return;
+      const stopInterrupt = onInterrupt('interrupted: re-run the same command to resume (finished runs are kept)');
+      let report;
+      try {
+        report = await runSweep(jobs, { out: o.out, workers: o.workers, dataDir: o.dataDir, backend: backend.name, plugins: o.plugin, onEvent });
+      } finally {
+        bar?.stop();
+        stopInterrupt();
       }
-      if (!o.quiet) process.stderr.write(`${ran} run(s) done, ${jobs.length - ran} already finished, in ${formatSeconds((Date.now() - started) / 1000)} on ${backend.name}\n`);
-      console.log(formatMarkdown(rows));
+      const rows = summarize(await readResults(o.out)).filter((r) => scenarios.some((s) => s.name === r.scenario));
+      if (o.json) console.log(JSON.stringify(rows, null, 2));
+      else {
+        if (!o.quiet) {
+          const parts = [`${report.ran} run(s) done`, `${report.skipped} already finished`];
+          if (report.busy > 0) parts.push(`${report.busy} left to another process (re-run afterwards to include them)`);
+          if (report.failed.length > 0) parts.push(`${report.failed.length} failed`);
+          process.stderr.write(`${parts.join(', ')}, in ${formatSeconds((Date.now() - started) / 1000)} on ${backend.name}\n`);
+        }
+        console.log(formatMarkdown(rows));
+      }
+      if (report.failed.length > 0) {
+        const first = report.failed[0]!;
+        throw new CttaError(`${report.failed.length} of ${jobs.length} run(s) failed, first: ${first.error.message}`, {
+          fix: 'see the "failed" lines above; the table shows the runs that finished; --verbose (or CTTA_DEBUG=1) prints stack traces',
+          exitCode: Math.max(...report.failed.map((f) => f.error.exitCode)),
+          cause: first.error.cause,
+        });
+      }
     });
 }

@@ -1,8 +1,9 @@
 import { Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
 import { loadScenario } from '../../streams/scenario.js';
 import { renderPreview } from '../../streams/preview.js';
 import { openStream } from '../../streams/stream.js';
+import { CttaError } from '../../errors.js';
+import { checkOutputFile, writeFileAtomic } from '../../util/output-dir.js';
 import { intOption } from '../parse.js';
 
 export function showCommand(): Command {
@@ -19,9 +20,15 @@ Examples:
   ctta show fmnist-c-continual --out continual.png
   ctta show fmnist-c-gradual --per-domain 4 --out gradual.png`)
     .action(async (name: string, o) => {
+      // The grid is a PNG: refuse another extension (rather than write PNG bytes into x.svg),
+      // and a bad --out (a file in the path, a folder, /proc, read-only), before any work.
+      if (!String(o.out).toLowerCase().endsWith('.png')) {
+        throw new CttaError(`--out ${o.out}: show writes a PNG image, so the file name must end in .png`, { fix: `e.g. --out ${o.out.replace(/\.[^./\\]*$/, '')}.png` });
+      }
+      checkOutputFile(o.out);
       const scenario = loadScenario(name);
       const stream = await openStream(scenario, o.seed, { dataDir: o.dataDir });
-      await writeFile(o.out, await renderPreview(stream, { perDomain: o.perDomain, scale: o.scale }));
+      await writeFileAtomic(o.out, await renderPreview(stream, { perDomain: o.perDomain, scale: o.scale }));
       console.log(`wrote ${o.out}: ${stream.ordering.domains.length} domains x ${o.perDomain} images of ${scenario.name} (seed ${o.seed})`);
     });
 }

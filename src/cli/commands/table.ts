@@ -1,9 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { CttaError } from '../../errors.js';
 import { readResults, type FinishedRun } from '../../report/results.js';
 import { DIAGNOSTIC_METHODS, formatCsv, formatMarkdown, summarize, summarizeDiagnostics, type Spread } from '../../report/table.js';
+import { checkOutputFile, writeFileAtomic } from '../../util/output-dir.js';
 import { choiceOption } from '../parse.js';
 
 const FORMATS = ['md', 'csv'] as const;
@@ -26,6 +25,8 @@ Examples:
   ctta table results/ --format csv --out table.csv
   ctta table results/ --diagnostics --methods eata,sar # one column per diagnostic, plus batches`)
     .action(async (dir: string, o) => {
+      // A bad --out (a file in the path, a folder, /proc, read-only) fails before any work.
+      if (o.out) checkOutputFile(o.out);
       const runs = await readResults(dir);
       requireRuns(runs, dir);
       const filter = { scenario: o.scenario, methods: o.methods };
@@ -64,14 +65,10 @@ export function requireRuns(runs: FinishedRun[], dir: string): void {
   }
 }
 
+/**
+ * Writes an output file (--out) atomically, creating its folder: a failure (e.g. a full disk)
+ * is a one-line CttaError naming the file and never leaves a half-written file.
+ */
 export async function writeOutput(file: string, data: string | Buffer): Promise<void> {
-  try {
-    await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, data);
-  } catch (err) {
-    throw new CttaError(`cannot write ${file}: ${(err as NodeJS.ErrnoException)?.code ?? String(err)}`, {
-      fix: 'check the path and that you may write there',
-      cause: err,
-    });
-  }
+  await writeFileAtomic(file, data, '--out');
 }

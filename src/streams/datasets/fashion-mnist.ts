@@ -4,7 +4,10 @@
  *
  * Look-up order for a split (both the images and the labels file must be in the same place):
  *   1. the `dataDir` option (the CLI's --data-dir), else env CTTA_DATA_DIR; each may hold the
- *      files directly or in a `fashion-mnist/` subfolder
+ *      files directly or in a `fashion-mnist/` subfolder. A folder the user names that holds
+ *      either file of the split (gzipped or raw, directly or in the subfolder) must hold both in
+ *      one place: the look-up stops there and loading is an error naming the missing file, never
+ *      a silent fall-back to another copy. A folder holding neither goes on to the places below.
  *   2. the user cache: $XDG_CACHE_HOME/ctta/fashion-mnist or ~/.cache/ctta/fashion-mnist
  *   3. the test split shipped in this repository: <repo>/data/fashion-mnist
  *   4. Debian's package dataset-fashion-mnist: /usr/share/datasets/fashion-mnist
@@ -14,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 
@@ -125,11 +128,22 @@ export interface FashionMnistLocation {
   labels: string;
 }
 
+/** A folder the user named (--data-dir / CTTA_DATA_DIR) that holds only part of a split. */
+export interface PartialSplit extends PlaceTried {
+  /** The folder as named (`dir` is it or its fashion-mnist/ subfolder). */
+  root: string;
+}
+
 export interface LocateResult {
   split: DatasetSplit;
   found: FashionMnistLocation | undefined;
   /** Every place looked at, in order, up to and including the one that had the files. */
   tried: PlaceTried[];
+  /**
+   * Set when the look-up stopped at a folder the user named because it holds some but not all
+   * of the split's files (`found` is then undefined): loading that split is an error.
+   */
+  partial?: PartialSplit;
 }
 
 /** The user cache directory for Fashion-MNIST. */
@@ -160,6 +174,8 @@ interface Place {
   kind: PlaceKind;
   label: string;
   dir: string;
+  /** For the folder the user named and its subfolder: the folder as named (resolved). */
+  root?: string;
 }
 
 function places(options: FashionMnistOptions): Place[] {
@@ -178,7 +194,7 @@ function places(options: FashionMnistOptions): Place[] {
         fix: `point ${userDir.label} at the folder holding the Fashion-MNIST .gz files, or leave it out to use the default look-up`,
       });
     }
-    out.push({ ...userDir, dir }, { ...userDir, dir: join(dir, SUBFOLDER) });
+    out.push({ ...userDir, dir, root: dir }, { ...userDir, dir: join(dir, SUBFOLDER), root: dir });
   }
   out.push({ kind: 'cache', label: 'user cache', dir: fashionMnistCacheDir(options) });
   const shipped = options.shippedDir === undefined ? shippedFashionMnistDir() : options.shippedDir;
@@ -211,19 +227,38 @@ export function locateFashionMnist(split: DatasetSplit, options: FashionMnistOpt
   checkSplit(split);
   const names = FASHION_MNIST_FILES[split];
   const tried: PlaceTried[] = [];
-  for (const place of places(options)) {
+  for (const { root, ...place } of places(options)) {
     const images = findFile(place.dir, names.images);
     const labels = findFile(place.dir, names.labels);
     const found = [images, labels].filter((p): p is string => p !== undefined);
     const missing = [images ? undefined : names.images, labels ? undefined : names.labels].filter(
       (n): n is string => n !== undefined,
     );
-    tried.push({ ...place, found, missing });
+    const entry: PlaceTried = { ...place, found, missing };
+    tried.push(entry);
     if (images && labels) {
       return { split, found: { split, kind: place.kind, dir: place.dir, images, labels }, tried };
     }
+    // Part of the split in a folder the user named: stop here rather than fall back to a copy
+    // they did not choose (the folder is checked before its subfolder, so a stray file directly
+    // in it is not hidden by a complete copy in the subfolder either).
+    if (root !== undefined && found.length > 0) {
+      return { split, found: undefined, tried, partial: { ...entry, root } };
+    }
   }
   return { split, found: undefined, tried };
+}
+
+/** The error for a split of which a folder the user named holds only part. */
+function partialSplitError(split: DatasetSplit, p: PartialSplit): CttaError {
+  const found = p.found.map((f) => relative(p.root, f)).join(', ');
+  const missing = p.missing.map((n) => `${n}.gz`).join(', ');
+  const raw = p.missing.join(', ');
+  return new CttaError(`${p.root} holds ${found} but not ${missing} of the fashion-mnist ${split} split`, {
+    fix:
+      `add ${missing} (or un-gzipped ${raw}) to ${p.dir}, beside the other file, ` +
+      `or point ${p.label} at a folder holding the whole split (or drop it for the default look-up)`,
+  });
 }
 
 function describeTried(t: PlaceTried): string {
@@ -482,6 +517,7 @@ export async function loadFashionMnist(
 ): Promise<ImageDataset> {
   checkSplit(split);
   const located = locateFashionMnist(split, options);
+  if (located.partial) throw partialSplitError(split, located.partial);
   let location = located.found;
   if (!location) {
     const names = FASHION_MNIST_FILES[split];

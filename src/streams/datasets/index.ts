@@ -28,6 +28,7 @@ export type {
   FashionMnistOptions,
   FileChecksum,
   LocateResult,
+  PartialSplit,
   PlaceKind,
   PlaceTried,
 } from './fashion-mnist.js';

@@ -8,9 +8,15 @@
  *
  * The 3072 pixel bytes are channel-planar (1024 red, then green, then blue; rows top to bottom);
  * they are reordered to the NHWC layout of ImageDataset.
+ *
+ * The folder given may hold the files directly or in the standard subfolder. The first of the
+ * two that holds any file of the requested split must hold all of them (a folder with
+ * data_batch_2..5.bin but no data_batch_1.bin is an error, not a reason to read the subfolder's
+ * copy), and every file of the split is checked before any is read, even past `limit`: a whole
+ * number of records, and the train batches all of one size.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 
 import { CttaError } from '../../../errors.js';
 import type { DatasetSplit, ImageDataset } from '../types.js';
@@ -71,25 +77,102 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** The folder holding the batches: `dir` itself or its standard subfolder. */
-async function locate(dir: string, variant: CifarVariant | undefined): Promise<{ dir: string; variant: CifarVariant }> {
+/** Size in bytes of a regular file, or undefined when there is none. */
+async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    const s = await stat(path);
+    return s.isFile() ? s.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const SUBFOLDER: Record<CifarVariant, string> = { cifar10: 'cifar-10-batches-bin', cifar100: 'cifar-100-binary' };
+
+/** The batch files of a split, in reading order. */
+function splitFiles(variant: CifarVariant, split: DatasetSplit): string[] {
+  if (variant === 'cifar100') return [split === 'train' ? 'train.bin' : 'test.bin'];
+  return split === 'train' ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ['test_batch.bin'];
+}
+
+interface Located {
+  dir: string;
+  variant: CifarVariant;
+  /** The split's files, with their sizes (all present). */
+  files: { file: string; size: number }[];
+}
+
+/**
+ * The folder holding the split's batches: `dir` itself or its standard subfolder, whichever comes
+ * first holding any file of the split; that folder must hold all of them.
+ */
+async function locate(dir: string, variant: CifarVariant | undefined, split: DatasetSplit): Promise<Located> {
   if (!(await exists(dir))) {
     throw new CttaError(`CIFAR folder ${dir} does not exist`, { fix: `point at a folder laid out as ${LAYOUT}` });
   }
-  const candidates: [CifarVariant, string, string][] = [
-    ['cifar10', dir, 'test_batch.bin'],
-    ['cifar10', dir, 'data_batch_1.bin'],
-    ['cifar100', dir, 'test.bin'],
-    ['cifar100', dir, 'train.bin'],
-    ['cifar10', join(dir, 'cifar-10-batches-bin'), 'test_batch.bin'],
-    ['cifar100', join(dir, 'cifar-100-binary'), 'test.bin'],
+  const order: [CifarVariant, string][] = [
+    ['cifar10', dir],
+    ['cifar100', dir],
+    ['cifar10', join(dir, SUBFOLDER.cifar10)],
+    ['cifar100', join(dir, SUBFOLDER.cifar100)],
   ];
-  for (const [v, folder, file] of candidates) {
-    if ((variant === undefined || variant === v) && (await exists(join(folder, file)))) return { dir: folder, variant: v };
+  const sizes = async (v: CifarVariant, folder: string, s: DatasetSplit) =>
+    Promise.all(splitFiles(v, s).map(async (name) => ({ name, file: join(folder, name), size: await fileSize(join(folder, name)) })));
+  // Which dataset: the caller's, else the first one with any batch file (either split) on disk.
+  let chosen = variant;
+  if (chosen === undefined) {
+    for (const [v, folder] of order) {
+      const any = [...(await sizes(v, folder, 'train')), ...(await sizes(v, folder, 'test'))];
+      if (any.some((f) => f.size !== undefined)) {
+        chosen = v;
+        break;
+      }
+    }
   }
-  throw new CttaError(`${dir} holds no ${variant ?? 'CIFAR-10 or CIFAR-100'} binary batches`, {
-    fix: `expected ${LAYOUT} (the "binary version" from https://www.cs.toronto.edu/~kriz/cifar.html)`,
-  });
+  if (chosen === undefined) {
+    throw new CttaError(`${dir} holds no CIFAR-10 or CIFAR-100 binary batches`, {
+      fix: `expected ${LAYOUT} (the "binary version" from https://www.cs.toronto.edu/~kriz/cifar.html)`,
+    });
+  }
+  for (const [v, folder] of order) {
+    if (v !== chosen) continue;
+    const files = await sizes(v, folder, split);
+    const present = files.filter((f) => f.size !== undefined);
+    if (present.length === 0) continue;
+    const missing = files.filter((f) => f.size === undefined);
+    if (missing.length > 0) {
+      throw new CttaError(
+        `${dir} holds ${present.map((f) => relative(dir, f.file)).join(', ')} but not ` +
+          `${missing.map((f) => f.name).join(', ')} of the ${v} ${split} split`,
+        { fix: `add ${missing.map((f) => f.name).join(', ')} to ${folder} (from the same download), or point --data-dir at a folder holding the whole split` },
+      );
+    }
+    return { dir: folder, variant: v, files: files.map((f) => ({ file: f.file, size: f.size! })) };
+  }
+  const names = splitFiles(chosen, split);
+  throw new CttaError(
+    `${dir} holds no ${chosen} binary batches of the ${split} split (${names.join(', ')}), neither directly nor in ${SUBFOLDER[chosen]}/`,
+    { fix: `expected ${LAYOUT} (the "binary version" from https://www.cs.toronto.edu/~kriz/cifar.html)` },
+  );
+}
+
+/**
+ * Every file of the split must be a whole number of records, and the batches of a split (CIFAR-10
+ * train: data_batch_1..5) all of one size: a short or foreign batch is found before any is read.
+ */
+function checkSizes(files: readonly { file: string; size: number }[], labelBytes: 1 | 2): void {
+  const recordSize = labelBytes + IMAGE_BYTES;
+  for (const { file, size } of files) recordCount(file, size, labelBytes);
+  const [first, ...rest] = files;
+  for (const { file, size } of rest) {
+    if (size !== first!.size) {
+      throw new CttaError(
+        `${file}: ${size / recordSize} records (${size} bytes), expected ${first!.size / recordSize} records ` +
+          `(${first!.size} bytes) like ${basename(first!.file)}`,
+        { fix: 'the file is truncated or from another copy; download the binary version again' },
+      );
+    }
+  }
 }
 
 /** Class names from a meta file (one per line), or the built-in list when the file is absent. */
@@ -112,17 +195,17 @@ async function classNamesFrom(file: string, builtin: readonly string[]): Promise
   return names;
 }
 
-/** Number of records in a batch file; throws unless the size is a whole number of records. */
-function recordCount(file: string, buf: Uint8Array, labelBytes: 1 | 2): number {
+/** Number of records in a batch file of `size` bytes; throws unless it is a whole number of records. */
+function recordCount(file: string, size: number, labelBytes: 1 | 2): number {
   const recordSize = labelBytes + IMAGE_BYTES;
-  if (buf.length % recordSize !== 0 || buf.length === 0) {
+  if (size % recordSize !== 0 || size === 0) {
     throw new CttaError(
-      `${file}: size ${buf.length} bytes is not a whole number of ${recordSize}-byte records ` +
+      `${file}: size ${size} bytes is not a whole number of ${recordSize}-byte records ` +
         `(${labelBytes} label byte${labelBytes > 1 ? 's' : ''} + 3072 pixels)`,
       { fix: 'the file is truncated or from another dataset; download it again' },
     );
   }
-  return buf.length / recordSize;
+  return size / recordSize;
 }
 
 /**
@@ -171,17 +254,13 @@ export async function readCifarBinary(dir: string, options: CifarBinaryOptions):
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
     throw new CttaError(`CIFAR option limit must be a positive integer (got ${String(limit)})`);
   }
-  const found = await locate(dir, options.variant);
+  const found = await locate(dir, options.variant, split);
   const cifar10 = found.variant === 'cifar10';
   if (cifar10 && options.label !== undefined) {
     throw new CttaError('CIFAR option label ("fine" / "coarse") applies to CIFAR-100 only');
   }
   const coarse = options.label === 'coarse';
-  const files = cifar10
-    ? split === 'train'
-      ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`)
-      : ['test_batch.bin']
-    : [split === 'train' ? 'train.bin' : 'test.bin'];
+  checkSizes(found.files, cifar10 ? 1 : 2);
   const classNames = cifar10
     ? await classNamesFrom(join(found.dir, 'batches.meta.txt'), CIFAR10_CLASSES)
     : coarse
@@ -190,9 +269,8 @@ export async function readCifarBinary(dir: string, options: CifarBinaryOptions):
 
   const buffers: { file: string; buf: Uint8Array }[] = [];
   let total = 0;
-  for (const name of files) {
+  for (const { file, size } of found.files) {
     if (limit !== undefined && total >= limit) break;
-    const file = join(found.dir, name);
     let buf: Uint8Array;
     try {
       buf = await readFile(file);
@@ -202,7 +280,12 @@ export async function readCifarBinary(dir: string, options: CifarBinaryOptions):
         cause: e,
       });
     }
-    total += recordCount(file, buf, cifar10 ? 1 : 2);
+    if (buf.length !== size) {
+      throw new CttaError(`${file}: changed while being read (${size} bytes, then ${buf.length})`, {
+        fix: 'wait until the copy or download has finished, then run again',
+      });
+    }
+    total += recordCount(file, buf.length, cifar10 ? 1 : 2);
     buffers.push({ file, buf });
   }
   const n = limit === undefined ? total : Math.min(limit, total);

@@ -17,7 +17,7 @@
  * Bilinear ("linear") resampling by default, the torchvision default; EXIF orientation is
  * ignored, as PIL does.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import sharp from 'sharp';
 
@@ -75,6 +75,12 @@ export interface ImageNetCOptions extends ImageFolderOptions {
   corruption: string;
   /** 1..5. */
   severity: number;
+  /**
+   * Every (corruption, severity) the caller will index later from the same root (e.g. all domains
+   * of a stream): checked now, so a stream fails when it opens rather than half-way. Each must
+   * exist and hold the same class (wnid) folders as the one indexed.
+   */
+  domains?: readonly { corruption: string; severity: number }[];
 }
 
 const DEFAULT_EXTENSIONS = ['.jpg', '.jpeg', '.png'];
@@ -167,6 +173,48 @@ function geometryOf(options: ImagePreprocess): Geometry {
   return { height: crop, width: crop, channels, kernel, mode: 'resize-crop', resize };
 }
 
+/** A problem found by our own checks (structural, safe to print as it is). */
+class DecodeProblem extends Error {}
+
+/** The image format a file's first bytes announce, for messages (never the bytes themselves). */
+async function sniffFormat(file: string): Promise<string | undefined> {
+  let head: Uint8Array;
+  try {
+    const fh = await open(file, 'r');
+    try {
+      head = new Uint8Array(16);
+      const { bytesRead } = await fh.read(head, 0, 16, 0);
+      head = head.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
+  const starts = (...b: number[]) => b.every((v, i) => head[i] === v);
+  const ascii = (at: number, text: string) => [...text].every((c, i) => head[at + i] === c.charCodeAt(0));
+  if (head.length === 0) return 'empty file';
+  if (starts(0xff, 0xd8, 0xff)) return 'JPEG';
+  if (starts(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return 'PNG';
+  if (ascii(0, 'GIF8')) return 'GIF';
+  if (ascii(0, 'RIFF') && ascii(8, 'WEBP')) return 'WebP';
+  if (starts(0x49, 0x49, 0x2a, 0x00) || starts(0x4d, 0x4d, 0x00, 0x2a)) return 'TIFF';
+  if (ascii(4, 'ftyp')) return 'HEIF/AVIF';
+  if (ascii(0, 'BM')) return 'BMP';
+  return undefined;
+}
+
+/**
+ * Why a file did not decode, in words that never quote the file: the decoder's own message can
+ * carry bytes of it (e.g. an XML parser's), so it is kept as the error's cause only.
+ */
+async function decodeFailure(file: string, e: unknown): Promise<string> {
+  if (e instanceof DecodeProblem) return e.message;
+  const format = await sniffFormat(file);
+  if (format === 'empty file') return 'the file is empty';
+  return format ? `a truncated, damaged or unsupported ${format} file` : 'not a JPEG or PNG image (unknown format)';
+}
+
 /** Decode one file to exactly height x width x channels uint8 pixels. */
 async function decodeOne(file: string, g: Geometry): Promise<Uint8Array> {
   try {
@@ -177,7 +225,7 @@ async function decodeOne(file: string, g: Geometry): Promise<Uint8Array> {
       const meta = await img.metadata();
       const w0 = meta.width;
       const h0 = meta.height;
-      if (!w0 || !h0) throw new Error('no image size in the file header');
+      if (!w0 || !h0) throw new DecodeProblem('no image size in the file header');
       // torchvision Resize(int): the shorter side becomes `resize`, the longer one int(resize * long / short).
       const [w1, h1] = w0 <= h0 ? [g.resize, Math.floor((g.resize * h0) / w0)] : [Math.floor((g.resize * w0) / h0), g.resize];
       // torchvision CenterCrop: top = int(round((h - crop) / 2)).
@@ -190,12 +238,12 @@ async function decodeOne(file: string, g: Geometry): Promise<Uint8Array> {
     img = g.channels === 3 ? img.removeAlpha().toColourspace('srgb') : img.removeAlpha().toColourspace('b-w');
     const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.width !== g.width || info.height !== g.height || info.channels !== g.channels) {
-      throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, wanted ${g.width}x${g.height}x${g.channels}`);
+      throw new DecodeProblem(`decoded to ${info.width}x${info.height}x${info.channels}, wanted ${g.width}x${g.height}x${g.channels}`);
     }
     return data;
   } catch (e) {
     if (e instanceof CttaError) throw e;
-    throw new CttaError(`${file}: cannot decode image (${(e as Error).message})`, {
+    throw new CttaError(`${file}: cannot decode image: ${await decodeFailure(file, e)}`, {
       fix: 'remove or replace the damaged file',
       cause: e,
     });
@@ -339,6 +387,7 @@ export async function indexImageNetC(root: string, options: ImageNetCOptions): P
   if (classDirs.length === 0) {
     throw new CttaError(`${dir} has no class (wnid) sub-folders`, { fix: `expected ${IMAGENET_C_LAYOUT}` });
   }
+  if (options.domains) await checkDomains(root, available, options.domains, dir, classDirs);
   const { files, labels, classNames } = await indexClasses(dir, classDirs, options);
   return makeLazy(
     {
@@ -353,6 +402,49 @@ export async function indexImageNetC(root: string, options: ImageNetCOptions): P
     g,
     concurrency,
   );
+}
+
+/** At most `max` names, then "and N more". */
+function someOf(items: readonly string[], max = 4): string {
+  return items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
+}
+
+/** The other domains a stream will read must exist and hold the same class folders as `refDir`. */
+async function checkDomains(
+  root: string,
+  available: readonly { corruption: string; severities: number[] }[],
+  domains: readonly { corruption: string; severity: number }[],
+  refDir: string,
+  refClasses: readonly string[],
+): Promise<void> {
+  const checked = new Set<string>([refDir]);
+  for (const { corruption, severity } of domains) {
+    const dir = join(root, String(corruption), String(severity));
+    if (checked.has(dir)) continue;
+    checked.add(dir);
+    const entry = available.find((a) => a.corruption === corruption);
+    if (!entry || !entry.severities.includes(severity)) {
+      throw new CttaError(`${dir} not found (severity ${severity} of "${corruption}")`, {
+        fix: entry
+          ? `available severities of ${corruption}: ${entry.severities.join(', ')}; expected ${IMAGENET_C_LAYOUT}`
+          : `available corruptions: ${available.map((a) => a.corruption).join(', ') || 'none'}; expected ${IMAGENET_C_LAYOUT}`,
+      });
+    }
+    const classes = await subfolders(dir);
+    const have = new Set(classes);
+    const want = new Set(refClasses);
+    const missing = refClasses.filter((c) => !have.has(c));
+    const extra = classes.filter((c) => !want.has(c));
+    if (missing.length > 0 || extra.length > 0) {
+      const parts = [
+        missing.length ? `${someOf(missing)} ${missing.length === 1 ? 'is' : 'are'} missing` : undefined,
+        extra.length ? `${someOf(extra)} ${extra.length === 1 ? 'is' : 'are'} extra` : undefined,
+      ].filter((p) => p !== undefined);
+      throw new CttaError(`${dir} holds ${classes.length} class folders, expected the ${refClasses.length} of ${refDir}: ${parts.join('; ')}`, {
+        fix: 'complete the copy (every corruption and severity holds the same wnid folders), or leave the domain out of the scenario',
+      });
+    }
+  }
 }
 
 /** Decode a lazy dataset (or the listed images of it) into an in-memory ImageDataset. */

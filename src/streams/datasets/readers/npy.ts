@@ -78,8 +78,9 @@ class PyLiteralParser {
     private readonly file: string,
   ) {}
 
+  // The header's text is never quoted: messages say what is wrong and where, not what is there.
   private fail(what: string): never {
-    throw new CttaError(`${this.file}: malformed .npy header (${what} at character ${this.at}): ${this.text.trim()}`, {
+    throw new CttaError(`${this.file}: malformed .npy header (${what} at character ${this.at})`, {
       fix: 'the file is damaged or not a NumPy .npy file; re-create it with numpy.save',
     });
   }
@@ -108,7 +109,7 @@ class PyLiteralParser {
       if (word[0] === 'True') return true;
       if (word[0] === 'False') return false;
       if (word[0] === 'None') return null;
-      this.fail(`unknown name ${word[0]}`);
+      this.fail('a name other than True, False or None');
     }
     const num = /^[-+]?\d+(\.\d*)?([eE][-+]?\d+)?L?/.exec(this.text.slice(this.at));
     if (num) {
@@ -202,22 +203,28 @@ export function parseNpyHeader(bytes: Uint8Array, file = '<buffer>'): NpyHeader 
   const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(raw);
   const dict = new PyLiteralParser(text, file).parse();
   if (dict === null || typeof dict !== 'object' || Array.isArray(dict)) {
-    throw new CttaError(`${file}: .npy header is not a dict: ${text.trim()}`);
+    throw new CttaError(`${file}: .npy header is not a dict (expected {'descr': ..., 'fortran_order': ..., 'shape': ...})`, {
+      fix: 'the file is damaged or not a NumPy .npy file; re-create it with numpy.save',
+    });
   }
   const { descr, fortran_order: fortran, shape } = dict;
   if (typeof descr !== 'string') {
-    throw new CttaError(`${file}: structured dtype ${JSON.stringify(descr)} is not supported; expected a plain array`, {
+    throw new CttaError(`${file}: structured dtype (its 'descr' is a ${Array.isArray(descr) ? 'list of fields' : 'non-string value'}) is not supported; expected a plain array`, {
       fix: 'save a plain numeric array (e.g. uint8 images, int64 labels)',
     });
   }
   if (typeof fortran !== 'boolean') throw new CttaError(`${file}: .npy header lacks 'fortran_order'`);
   if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 0)) {
-    throw new CttaError(`${file}: .npy header has an invalid 'shape': ${JSON.stringify(shape)}`);
+    throw new CttaError(`${file}: .npy header has an invalid 'shape' (expected a tuple of non-negative integers)`, {
+      fix: 'the file is damaged or not a NumPy .npy file; re-create it with numpy.save',
+    });
   }
   const m = /^([<>|=])([a-z]\d+)$/.exec(descr);
   const dtype = m ? KIND_SIZE[m[2]!] : undefined;
   if (!m || !dtype) {
-    throw new CttaError(`${file}: unsupported dtype '${descr}'`, {
+    // Only a string shaped like a NumPy type code (e.g. '<U10', '<c8') is repeated in the message.
+    const shown = /^[<>|=]?[A-Za-z]\d{0,3}$/.test(descr) ? `'${descr}'` : '(not a NumPy type code)';
+    throw new CttaError(`${file}: unsupported dtype ${shown}`, {
       fix: `save as one of: ${Object.keys(KIND_SIZE).join(', ')} (e.g. |u1 images, <i8 labels)`,
     });
   }
