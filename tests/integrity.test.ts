@@ -268,6 +268,23 @@ describe('the CLI', () => {
     expect(readFileSync(join(out, 'tiny/bn/seed-0.jsonl'))).toEqual(bytes);
   });
 
+  it('a sweep with other settings than a running one is refused in one line, and the running one finishes', async () => {
+    const dir = tmp();
+    const file = writeScenario(dir, 'longer', { ordering: { name: 'continual', params: { samplesPerDomain: 1024 } } });
+    const out = join(dir, 'runs');
+    const first = spawnRun([file, '--methods', 'bn', '--seeds', '0', '--out', out, '--quiet']);
+    const lock = join(out, 'longer/bn/seed-0.jsonl.lock');
+    for (let k = 0; k < 600 && !existsSync(lock); k++) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(lock)).toBe(true);
+    const second = await spawnRun([file, '--methods', 'bn', '--seeds', '0', '--set', 'bn.alpha=0.5', '--out', out, '--quiet']);
+    expect(second.code).toBe(2);
+    expect(lines(second.stderr)).toEqual([expect.stringMatching(/longer\/bn\/seed-0\.jsonl is being computed by process \d+ on .* with other settings \(fix: /)]);
+    expect((await first).code).toBe(0);
+    const runs = await readResults(out);
+    expect(runs.map((r) => r.header.methodOptions)).toEqual([{ alpha: 1 }]);
+    expect(existsSync(lock)).toBe(false);
+  });
+
   it('an empty shard exits 0 with a message; a failed run exits 1 with one line per failure after the table', async () => {
     const dir = tmp();
     const file = writeScenario(dir, 'tiny');

@@ -4,7 +4,7 @@
  * A second `ctta run` on the same `--out` finds the lock and skips that run (same identity: the
  * other process is computing the very same result) or reports a conflict (another identity).
  * A lock whose process is gone (kill -9, power loss) on this host is stale and is taken over, so
- * a crash never blocks the next attempt. Locks from other hosts (a shared file system) are
+ * a crash never blocks the next attempt (Ctrl-C removes this process's locks on exit). Locks from other hosts (a shared file system) are
  * respected until removed by hand: we cannot tell whether their process still runs.
  */
 import { closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
@@ -25,13 +25,24 @@ export function lockFile(runFile: string): string {
   return `${runFile}.lock`;
 }
 
+/** Locks this process holds, removed on exit (Ctrl-C exits through process.exit). */
+const held = new Map<string, LockInfo>();
+let exitHook = false;
+
 export function tryLock(runFile: string, identity: string): LockResult {
   const file = lockFile(runFile);
   // The run's folder (under an --out that was checked to be a normal, writable folder).
   mkdirSync(dirname(runFile), { recursive: true });
   const mine: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), identity };
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => held.forEach((info, f) => release(f, info)));
+  }
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (create(file, mine)) return { acquired: true, release: () => release(file, mine) };
+    if (create(file, mine)) {
+      held.set(file, mine);
+      return { acquired: true, release: () => release(file, mine) };
+    }
     const holder = readLock(file);
     if (holder === 'missing') continue; // released between our two calls: try again
     if (holder !== undefined && !isStale(holder)) return { acquired: false, holder, file };
@@ -39,6 +50,12 @@ export function tryLock(runFile: string, identity: string): LockResult {
     if (holder !== undefined && !takeOver(file, holder)) return { acquired: false, holder: readLockOrUndefined(file), file };
   }
   return { acquired: false, holder: readLockOrUndefined(file), file };
+}
+
+/** The lock of a run held by a live process (or another host), if any: a stale one does not count. */
+export function liveLock(runFile: string): LockInfo | undefined {
+  const holder = readLockOrUndefined(lockFile(runFile));
+  return holder && !isStale(holder) ? holder : undefined;
 }
 
 function create(file: string, info: LockInfo): boolean {
@@ -132,6 +149,7 @@ function takeOverUnreadable(file: string): boolean {
 }
 
 function release(file: string, mine: LockInfo): void {
+  held.delete(file);
   const now = readLockOrUndefined(file);
   // Only our own lock: never remove one a later process took over.
   if (now && now.pid === mine.pid && now.startedAt === mine.startedAt && now.host === mine.host) rmSync(file, { force: true });

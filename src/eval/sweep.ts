@@ -15,7 +15,7 @@ import { canonicalJson, loadScenario, resolveModelPath, type Scenario } from '..
 import { RESULTS_FORMAT, type RunSummary } from './records.js';
 import { isFinished, readHeader, runFile } from './result-writer.js';
 import { identityDifferences, type IdentityFields } from './run-identity.js';
-import { tryLock } from './run-lock.js';
+import { liveLock, tryLock, type LockInfo } from './run-lock.js';
 import { runScenario, type RunProgress } from './runner.js';
 
 export interface SweepJob {
@@ -135,32 +135,27 @@ export async function runSweep(jobs: SweepJob[], o: SweepOptions): Promise<Sweep
       o.onEvent?.({ type: 'skip', job: p.job, file: p.file });
     } else todo.push(p);
   }
-  if (conflicts.length > 0) {
-    throw new CttaError(`${conflicts[0]}${conflicts.length > 1 ? ` (and ${conflicts.length - 1} more run(s))` : ''}`, {
-      fix: 'write to another --out, give the variant its own label (--methods half=bn --set half.alpha=0.5), or delete the old file(s) to redo them',
-    });
-  }
-  // Each job is locked by the main thread for as long as it runs, in this thread or a worker.
+  if (conflicts.length > 0) throw conflict(`${conflicts[0]}${conflicts.length > 1 ? ` (and ${conflicts.length - 1} more run(s))` : ''}`);
+  /**
+   * Locks a job for as long as it runs (in this thread or a worker); undefined when another
+   * process holds it or finished it meanwhile. Another process computing the same run with other
+   * settings is an input error (thrown): going on would fill the row with a mix of both.
+   */
   const claim = (p: PlannedJob): (() => void) | undefined => {
     const lock = tryLock(p.file, canonicalJson(p.identity));
     if (!lock.acquired) {
-      const sameRun = lock.holder?.identity === canonicalJson(p.identity);
-      if (lock.holder && !sameRun) {
-        fail(p, new CttaError(`${p.file} is being computed by process ${lock.holder.pid} on ${lock.holder.host} with other settings`, { fix: 'wait for it to finish, or write to another --out', exitCode: 2 }), 0);
-      } else {
-        report.busy++;
-        o.onEvent?.({ type: 'busy', job: p.job, file: p.file, holder: lock.holder ? `process ${lock.holder.pid} on ${lock.holder.host}` : `the lock ${lock.file}` });
-      }
+      if (lock.holder && lock.holder.identity !== canonicalJson(p.identity)) throw conflict(busyMessage(p.file, lock.holder));
+      report.busy++;
+      o.onEvent?.({ type: 'busy', job: p.job, file: p.file, holder: lock.holder ? `process ${lock.holder.pid} on ${lock.holder.host}` : `the lock ${lock.file}` });
       return undefined;
     }
     // Finished by another process between our first look and the lock.
     const state = existingRun(p);
     if (state.kind !== 'todo') {
       lock.release();
-      if (state.kind === 'finished') {
-        report.skipped++;
-        o.onEvent?.({ type: 'skip', job: p.job, file: p.file });
-      } else fail(p, new CttaError(state.message, { fix: 'write to another --out', exitCode: 2 }), 0);
+      if (state.kind === 'conflict') throw conflict(state.message);
+      report.skipped++;
+      o.onEvent?.({ type: 'skip', job: p.job, file: p.file });
       return undefined;
     }
     return lock.release;
@@ -238,14 +233,29 @@ async function expectedIdentities(jobs: SweepJob[], out: string): Promise<Planne
 
 type RunState = { kind: 'todo' } | { kind: 'finished' } | { kind: 'conflict'; message: string };
 
-/** Whether the job's file is finished with the same identity, with another one, or not at all. */
+/**
+ * Whether the job's file is finished with the same identity, finished or being computed with
+ * another one (a conflict), or still to do (possibly by another process with the same identity).
+ */
 function existingRun(p: PlannedJob): RunState {
   if (isFinished(p.file)) {
     const header = readHeader(p.file);
     const diff = header ? identityDifferences(header, p.identity) : ['its header cannot be read'];
     return diff.length === 0 ? { kind: 'finished' } : { kind: 'conflict', message: `${p.file} is a finished run with other settings: ${diff.join('; ')}` };
   }
+  const holder = liveLock(p.file);
+  if (holder && holder.identity !== canonicalJson(p.identity)) return { kind: 'conflict', message: busyMessage(p.file, holder) };
   return { kind: 'todo' };
+}
+
+function busyMessage(file: string, holder: LockInfo): string {
+  return `${file} is being computed by process ${holder.pid} on ${holder.host} with other settings`;
+}
+
+function conflict(message: string): CttaError {
+  return new CttaError(message, {
+    fix: 'write to another --out, give the variant its own label (--methods half=bn --set half.alpha=0.5), or delete the old file(s) to redo them',
+  });
 }
 
 /** A failure of one run as a one-line error naming the run (exit 1 unless it is about input). */
@@ -295,7 +305,11 @@ async function runInWorkers(
         current = undefined;
         while (!inputError && queue.length > 0 && !current) {
           const p = queue.shift()!;
-          release = claim(p);
+          try {
+            release = claim(p);
+          } catch (err) {
+            inputError ??= err as CttaError; // a conflict: stop handing out jobs
+          }
           if (release) current = p;
         }
         if (!current) {
