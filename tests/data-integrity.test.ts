@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { CttaError } from '../src/errors.js';
+import { rejection } from './helpers.js';
 import {
   fashionMnistCacheDir,
   loadDataset,
@@ -53,16 +54,6 @@ async function fresh(name: string): Promise<string> {
   const dir = join(root, `${name}-${counter++}`);
   await mkdir(dir, { recursive: true });
   return dir;
-}
-
-async function rejection(p: Promise<unknown>): Promise<CttaError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof CttaError)) throw new Error(`expected a CttaError, got ${err === undefined ? 'success' : String(err)}`);
-  expect(err.message).not.toContain('\n');
-  return err;
 }
 
 // ------------------------------------------------------------------------------------------------

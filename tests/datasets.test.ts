@@ -10,6 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { CttaError } from '../src/errors.js';
+import { rejection } from './helpers.js';
 import {
   FASHION_MNIST_CLASSES,
   datasetDefaultsKey,
@@ -46,15 +47,6 @@ async function freshDir(name: string): Promise<string> {
   const dir = join(root, `${name}-${counter++}`);
   await mkdir(dir, { recursive: true });
   return dir;
-}
-
-async function rejection(p: Promise<unknown>): Promise<CttaError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(CttaError);
-  return err as CttaError;
 }
 
 /** Deterministic small Fashion-MNIST-shaped arrays: n images of 28x28 and labels 0..9. */

@@ -29,6 +29,18 @@ export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
 }
 
+/** The CttaError a promise rejects with (one line, as the CLI prints it); fails the test otherwise. */
+export async function rejection(p: Promise<unknown>): Promise<import('../src/errors.js').CttaError> {
+  const { CttaError } = await import('../src/errors.js');
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof CttaError)) throw new Error(`expected a CttaError, got ${err === undefined ? 'success' : String(err)}`);
+  if (err.message.includes('\n')) throw new Error(`the message has several lines: ${err.message}`);
+  return err;
+}
+
 /** Asserts that `fn` throws a CttaError whose printed line (message + fix) matches `pattern`. */
 export async function expectCttaError(fn: () => unknown, pattern: RegExp): Promise<void> {
   const { CttaError } = await import('../src/errors.js');

@@ -301,5 +301,10 @@ describe('the CLI', () => {
       expect.stringMatching(/^ctta: 1 of 2 run\(s\) failed/),
     ]);
     expect(r.stdout).toMatch(/\| source /);
+    // The same in worker threads: the failure is reported, the other run finishes.
+    const w = runCli(['run', file, '--plugin', plugin, '--methods', 'bad-logits,bn', '--seeds', '0', '--workers', '2', '--out', join(dir, 'runs'), '--quiet']);
+    expect(w.code).toBe(1);
+    expect(lines(w.stderr)).toEqual([expect.stringMatching(/^failed tiny bad-logits seed 0: .*negative probability/), expect.stringMatching(/^ctta: 1 of 2 run\(s\) failed/)]);
+    expect((await readResults(join(dir, 'runs'))).map((x) => x.header.method)).toEqual(['bn', 'source']);
   });
 });

@@ -6,7 +6,6 @@
  * Runs are locked while they run (run-lock.ts), so two sweeps on one folder share the work
  * instead of writing the same file. A run that fails is reported and the sweep goes on.
  */
-import { Worker } from 'node:worker_threads';
 import { CttaError } from '../errors.js';
 import { createMethod } from '../methods/index.js';
 import { loadModel } from '../models/checkpoint.js';
@@ -17,6 +16,7 @@ import { isFinished, readHeader, runFile } from './result-writer.js';
 import { identityDifferences, type IdentityFields } from './run-identity.js';
 import { liveLock, tryLock, type LockInfo } from './run-lock.js';
 import { runScenario, type RunProgress } from './runner.js';
+import { runInWorkers } from './worker-pool.js';
 
 export interface SweepJob {
   /** Scenario file, so a worker can load it again. */
@@ -111,7 +111,7 @@ export interface SweepReport {
 }
 
 /** A job with the identity its result file must have (see run-identity.ts). */
-interface PlannedJob {
+export interface PlannedJob {
   job: SweepJob;
   file: string;
   identity: IdentityFields;
@@ -194,7 +194,16 @@ export async function runSweep(jobs: SweepJob[], o: SweepOptions): Promise<Sweep
     }
     return report;
   }
-  await runInWorkers(todo, o, claim, report, fail);
+  await runInWorkers(todo, o, {
+    claim,
+    done: () => report.ran++,
+    fail: (p, err, worker) => {
+      const error = asRunError(err, p.job);
+      if (error.exitCode === 2) return error; // bad input: stop handing out jobs
+      fail(p, error, worker);
+      return undefined;
+    },
+  });
   return report;
 }
 
@@ -262,102 +271,12 @@ function conflict(message: string): CttaError {
 function asRunError(err: unknown, job: SweepJob): CttaError {
   const where = `${job.scenario}/${job.label}/seed-${job.seed}`;
   if (err instanceof CttaError) {
-    return new CttaError(err.message.startsWith(where) ? err.message : `${where}: ${err.message}`, { fix: err.fix, exitCode: err.exitCode, cause: err });
+    // The cause kept is the original failure (its stack is what --verbose shows).
+    return new CttaError(err.message.startsWith(where) ? err.message : `${where}: ${err.message}`, { fix: err.fix, exitCode: err.exitCode, cause: err.cause ?? err });
   }
   return new CttaError(`${where}: ${firstLine(err)}`, { exitCode: 1, cause: err });
 }
 
 function firstLine(err: unknown): string {
   return String((err as Error)?.message ?? err).split('\n')[0]!;
-}
-
-/**
- * A pool of worker threads, each taking the next job when it finishes one. A job that fails is
- * reported and the worker goes on with the next one; a worker that cannot start stops the sweep.
- */
-async function runInWorkers(
-  jobs: PlannedJob[],
-  o: SweepOptions,
-  claim: (p: PlannedJob) => (() => void) | undefined,
-  report: SweepReport,
-  fail: (p: PlannedJob, error: CttaError, worker: number) => void,
-): Promise<void> {
-  const queue = [...jobs];
-  const workerCount = Math.min(o.workers, jobs.length);
-  const fromSource = import.meta.url.endsWith('.ts');
-  const url = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
-  // Run from TypeScript sources (tests, development), the worker registers tsx's loader itself:
-  // loader flags given to the main thread do not reach worker threads on Node 20.
-  const bootstrap = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
-  let inputError: CttaError | undefined;
-  const runOne = (id: number): Promise<void> =>
-    new Promise((resolveAll, rejectAll) => {
-      const workerData = { backend: o.backend, plugins: o.plugins, out: o.out, dataDir: o.dataDir };
-      const worker = fromSource ? new Worker(bootstrap, { eval: true, workerData }) : new Worker(url, { workerData });
-      let current: PlannedJob | undefined;
-      let release: (() => void) | undefined;
-      const finish = () => {
-        release?.();
-        release = undefined;
-      };
-      const next = () => {
-        finish();
-        current = undefined;
-        while (!inputError && queue.length > 0 && !current) {
-          const p = queue.shift()!;
-          try {
-            release = claim(p);
-          } catch (err) {
-            inputError ??= err as CttaError; // a conflict: stop handing out jobs
-          }
-          if (release) current = p;
-        }
-        if (!current) {
-          void worker.terminate();
-          resolveAll();
-          return;
-        }
-        o.onEvent?.({ type: 'start', job: current.job, worker: id });
-        worker.postMessage({ job: current.job, identity: current.identity });
-      };
-      worker.on('message', (m: { type: string; progress?: RunProgress; summary?: RunSummary; file?: string; text?: string; error?: WorkerError }) => {
-        if (m.type === 'ready') next();
-        else if (m.type === 'warning') o.onEvent?.({ type: 'warning', job: current!.job, worker: id, text: m.text! });
-        else if (m.type === 'progress') o.onEvent?.({ type: 'progress', job: current!.job, worker: id, progress: m.progress! });
-        else if (m.type === 'done') {
-          report.ran++;
-          o.onEvent?.({ type: 'done', job: current!.job, worker: id, summary: m.summary!, file: m.file! });
-          next();
-        } else if (m.type === 'error') {
-          const e = m.error!;
-          // The worker's stack travels as the cause, for --verbose.
-          const cause = e.stack ? Object.assign(new Error(e.message), { stack: e.stack }) : undefined;
-          const error = new CttaError(e.message, { fix: e.fix, exitCode: e.exitCode ?? 1, cause });
-          if (!current) {
-            // The worker could not start (backend, plug-in): nothing can run in it.
-            finish();
-            void worker.terminate();
-            rejectAll(error);
-            return;
-          }
-          const runError = asRunError(error, current.job);
-          if (runError.exitCode === 2) inputError ??= runError;
-          else fail(current, runError, id);
-          next();
-        }
-      });
-      worker.on('error', (err) => {
-        finish();
-        rejectAll(err);
-      });
-    });
-  await Promise.all(Array.from({ length: workerCount }, (_, i) => runOne(i + 1)));
-  if (inputError) throw inputError;
-}
-
-interface WorkerError {
-  message: string;
-  fix?: string;
-  exitCode?: number;
-  stack?: string;
 }

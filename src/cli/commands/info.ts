@@ -21,7 +21,8 @@ Examples:
       const backend = await setBackend(o.backend);
       const data = (['test', 'train'] as const).map((split) => {
         const found = locateFashionMnist(split, { allowDownload: false });
-        return { split, found: found.found?.dir ?? null, tried: found.tried.map((t) => t.dir) };
+        const partial = found.partial ? `${found.partial.dir} holds only part of it (missing ${found.partial.missing.join(', ')})` : undefined;
+        return { split, found: found.found?.dir ?? null, ...(partial ? { partial } : {}), tried: found.tried.map((t) => t.dir) };
       });
       const modelsDir = join(repoRoot(), 'models');
       const checkpoints = existsSync(modelsDir)
@@ -44,7 +45,7 @@ Examples:
       console.log(`backend: ${backend.name} (tfjs backend "${backend.tfBackend}")`);
       for (const s of backend.skipped) console.log(`  skipped ${s.name}: ${s.reason}`);
       console.log(`versions: ${Object.entries(backend.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-      for (const d of data) console.log(`fashion-mnist ${d.split}: ${d.found ?? 'not found locally (will download on first use)'}`);
+      for (const d of data) console.log(`fashion-mnist ${d.split}: ${d.found ?? d.partial ?? 'not found locally (will download on first use)'}`);
       console.log(`zoo: ${info.zoo.map((m) => m.name).join(', ')}`);
       console.log(`shipped checkpoints (models/): ${checkpoints.join(', ') || 'none'}`);
     });
