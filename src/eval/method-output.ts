@@ -42,7 +42,9 @@ export function checkProbabilities(probs: Float32Array, n: number, k: number, me
   }
 }
 
+/** `batch` -1: a held-out evaluation (evaluate()), not a stream batch. */
 function bad(method: string, batch: number, found: string, fix: string): CttaError {
+  const where = batch < 0 ? 'in held-out evaluation' : `at batch ${batch}`;
   // exit 1: the run failed; the user's input (scenario, options) was fine.
-  return new CttaError(`method "${method}" returned ${found} at batch ${batch}`, { fix, exitCode: 1 });
+  return new CttaError(`method "${method}" returned ${found} ${where}`, { fix, exitCode: 1 });
 }

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { AdaptationMethod } from '../methods/types.js';
 import { pixelsTensor, type Stream } from '../streams/stream.js';
 import type { LabelSpace } from './label-space.js';
+import { checkOutputShape, checkProbabilities } from './method-output.js';
 
 /** Whether the stream's tasks carry held-out sets. */
 export function hasHeldOut(stream: Stream): boolean {
@@ -32,7 +33,11 @@ export async function evaluateTasks(method: AdaptationMethod, labels: LabelSpace
       const idx = indices.slice(start, start + batchSize);
       const pixels = await source.read(idx, domain);
       const x = pixelsTensor(pixels, [idx.length, h, w, c]);
-      const probs = labels.toDataset(await method.evaluate(x));
+      const output = await method.evaluate(x);
+      checkOutputShape(output, idx.length, labels.columnClasses.length, method.name, -1);
+      const probs = labels.toDataset(output);
+      // Held-out predictions obey the same contract as the stream's.
+      checkProbabilities((await probs.data()) as Float32Array, idx.length, labels.numClasses, method.name, -1);
       const argmax = tf.tidy(() => probs.argMax(1));
       const predicted = (await argmax.data()) as Int32Array;
       tf.dispose([x, probs, argmax]);
