@@ -93,6 +93,11 @@ describe('run identity', () => {
     await expectCttaError(() => readResults(a), /would be one table row \(tiny \/ bn\) but are different runs: option alpha/);
   });
 
+  it('a scenario keeps its hash when ctta adds a field with a default (the committed results still match)', async () => {
+    const header = JSON.parse(readFileSync(join(ROOT, 'results/fmnist-c-continual/source/seed-0.jsonl'), 'utf8').split('\n')[0]!);
+    expect(loadScenario('fmnist-c-continual').hash).toBe(header.scenarioHash);
+  });
+
   it('--seeds 0,0 runs seed 0 once', async () => {
     const scenario = parseScenario({ ...SMALL }, join(tmp(), 'tiny.json'));
     expect(planSweep([scenario], ['source'], [0, 0, 1]).map((j) => j.seed)).toEqual([0, 1]);

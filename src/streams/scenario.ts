@@ -183,7 +183,10 @@ export function parseScenario(raw: unknown, file = '(scenario)'): Scenario {
     throw new CttaError(`${file}: the file name "${name}" cannot name a results folder`, { fix: 'add a "name" field of letters, digits, ".", "_", "+" and "-"' });
   }
   const scenario = { ...rest, name, file, domains };
-  const hash = createHash('sha256').update(canonicalJson({ ...scenario, file: undefined, methods: undefined, seeds: undefined, description: undefined })).digest('hex');
+  // A field added later with a default enters the hash only when set otherwise, so results of
+  // scenarios written before it existed keep their identity.
+  const addedLater = { modelClasses: scenario.modelClasses === 'all' ? undefined : scenario.modelClasses };
+  const hash = createHash('sha256').update(canonicalJson({ ...scenario, ...addedLater, file: undefined, methods: undefined, seeds: undefined, description: undefined })).digest('hex');
   return { ...scenario, hash };
 }
 
