@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,6 +97,26 @@ describe('run identity', () => {
   it('a scenario keeps its hash when ctta adds a field with a default (the committed results still match)', async () => {
     const header = JSON.parse(readFileSync(join(ROOT, 'results/fmnist-c-continual/source/seed-0.jsonl'), 'utf8').split('\n')[0]!);
     expect(loadScenario('fmnist-c-continual').hash).toBe(header.scenarioHash);
+  });
+
+  it('a run that used a companion checkpoint (ViDA warm-up) is not reused after the companion changed', async () => {
+    const dir = tmp();
+    cpSync(MODEL, join(dir, 'm'), { recursive: true });
+    cpSync(`${MODEL}-vida`, join(dir, 'm-vida'), { recursive: true });
+    const file = writeScenario(dir, 'tiny', { model: join(dir, 'm'), corruptions: ['fog'] });
+    const out = join(dir, 'runs');
+    await sweep(file, ['vida'], [0], {}, out);
+    const header = (await readResults(out))[0]!.header;
+    expect(Object.keys(header.companions!)).toEqual(['vida']);
+    expect((await sweep(file, ['vida'], [0], {}, out)).skipped).toBe(1);
+    // Re-warm (here: change one adapter weight, keeping the checkpoint valid).
+    const bin = readFileSync(join(dir, 'm-vida/adapters.bin'));
+    bin[0] = bin[0]! ^ 1;
+    writeFileSync(join(dir, 'm-vida/adapters.bin'), bin);
+    const manifest = JSON.parse(readFileSync(join(dir, 'm-vida/manifest.json'), 'utf8'));
+    manifest.adapters.sha256 = createHash('sha256').update(bin).digest('hex');
+    writeFileSync(join(dir, 'm-vida/manifest.json'), JSON.stringify(manifest));
+    await expectCttaError(() => sweep(file, ['vida'], [0], {}, out), /its vida companion checkpoint has changed/);
   });
 
   it('--seeds 0,0 runs seed 0 once', async () => {

@@ -10,9 +10,10 @@
  * the user's choice (`<model>-<kind>` beside the model, or the method option naming one).
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CttaError } from '../errors.js';
-import { loadModel } from '../models/checkpoint.js';
+import { loadModel, modelHash, type ModelManifest } from '../models/checkpoint.js';
 import type { Network } from '../models/network.js';
 
 /** Where a companion of kind `kind` is looked for when the method's option names none. */
@@ -20,8 +21,11 @@ export function companionPath(modelPath: string, kind: string): string {
   return `${modelPath.replace(/[/\\]+$/, '')}-${kind}`;
 }
 
-/** Loads the companion and checks it shares `network`'s backbone; the caller disposes it. */
-export async function loadCompanion(network: Network, modelPath: string, kind: string, path?: string): Promise<Network> {
+/**
+ * Loads the companion and checks it shares `network`'s backbone; the caller disposes the network.
+ * `hash` is its model hash: results record it, since the companion shapes the numbers too.
+ */
+export async function loadCompanion(network: Network, modelPath: string, kind: string, path?: string): Promise<{ network: Network; hash: string }> {
   const file = path ?? companionPath(modelPath, kind);
   const make = `ctta pretrain --adapters ${kind} --from ${modelPath} --out ${file}`;
   if (!existsSync(file)) {
@@ -30,7 +34,7 @@ export async function loadCompanion(network: Network, modelPath: string, kind: s
     });
   }
   // Paths inside the companion are contained and its hashes verified by loadModel (see above).
-  const { network: companion, manifest } = await loadModel(file);
+  const { network: companion, manifest, hash } = await loadModel(file);
   if (!manifest) {
     companion.dispose();
     throw new CttaError(`${file} is not a ctta checkpoint (no manifest.json), so it holds no ${kind} warm-up`, {
@@ -50,5 +54,18 @@ export async function loadCompanion(network: Network, modelPath: string, kind: s
       });
     }
   }
-  return companion;
+  return { network: companion, hash };
+}
+
+/**
+ * The model hash of the companion a finished run used (recorded in its header), as it is now:
+ * undefined if it is gone or unreadable. Read from its manifest, without loading the weights.
+ */
+export function currentCompanionHash(modelPath: string, kind: string, path?: string): string | undefined {
+  try {
+    const m = JSON.parse(readFileSync(join(path ?? companionPath(modelPath, kind), 'manifest.json'), 'utf8')) as ModelManifest;
+    return modelHash({ modelJsonSha256: m.modelJsonSha256, weightsSha256: m.weightsSha256, adaptersSha256: m.adapters?.sha256 });
+  } catch {
+    return undefined;
+  }
 }

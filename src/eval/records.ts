@@ -38,6 +38,11 @@ const runHeaderShape = {
    * (checkpoint.ts). Part of the run's identity; absent in files of older ctta versions.
    */
   modelHash: z.string().optional(),
+  /**
+   * Companion checkpoints the method loaded (ViDA's warmed-up adapters), by kind: the path the
+   * method asked for (absent: `<model>-<kind>`) and its model hash. Part of the identity.
+   */
+  companions: z.record(z.string(), z.object({ path: z.string().optional(), hash: z.string() })).optional(),
   /** What the user should know about how the numbers were computed (e.g. a class-subset model). */
   warnings: z.array(z.string()).optional(),
   seed: count,

@@ -3,13 +3,14 @@
  * averaged into a table row with other seeds only when it was computed from the same scenario
  * (hash after any overrides), the same method with the same effective options (after dataset
  * defaults: lr and optimizer included), the same model checkpoint (hash of model.json, weights
- * and adapters), the same result format and, for reuse, the same seed. Everything else in the
+ * and adapters) and companion checkpoints (ViDA's warm-up), the same result format and, for reuse,
+ * the same seed. Everything else in the
  * header (backend, versions, start time) describes the run but does not define it.
  */
 import { canonicalJson } from '../streams/scenario.js';
 import type { RunHeader } from './records.js';
 
-export type IdentityFields = Pick<RunHeader, 'format' | 'scenario' | 'scenarioHash' | 'method' | 'methodOptions' | 'seed' | 'modelHash'>;
+export type IdentityFields = Pick<RunHeader, 'format' | 'scenario' | 'scenarioHash' | 'method' | 'methodOptions' | 'seed' | 'modelHash' | 'companions'>;
 
 /**
  * The ways `found` differs from `wanted`, as short phrases ("option alpha: 1 here, 0.5 asked"),
@@ -26,6 +27,11 @@ export function identityDifferences(found: IdentityFields, wanted: IdentityField
     out.push(found.modelHash === undefined || wanted.modelHash === undefined
       ? 'model: one of them was written by an older ctta that did not record the model hash'
       : `model checkpoint (hash ${short(found.modelHash)} vs ${short(wanted.modelHash)})`);
+  }
+  // Companions are known once a method has loaded them: compared when both sides know them (two
+  // finished runs); a sweep checks a finished run's companions against the files (sweep.ts).
+  if (found.companions && wanted.companions && canonicalJson(found.companions) !== canonicalJson(wanted.companions)) {
+    out.push(`companion checkpoints ${canonicalJson(found.companions)} vs ${canonicalJson(wanted.companions)}`);
   }
   if (!options.ignoreSeed && found.seed !== wanted.seed) out.push(`seed ${found.seed} vs ${wanted.seed}`);
   return out;

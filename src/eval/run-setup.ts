@@ -127,6 +127,7 @@ export async function openRun(spec: RunSpec): Promise<OpenRun> {
       startedAt: new Date().toISOString(),
       ...(warnings.length > 0 ? { warnings } : {}),
     };
+    const companions: NonNullable<RunHeader['companions']> = {};
     const ctx: MethodContext = {
       network,
       rng: Rng.derive(seed, 'method', method.name),
@@ -135,9 +136,14 @@ export async function openRun(spec: RunSpec): Promise<OpenRun> {
       headClasses,
       dataset,
       cleanImages: cleanImageSource(scenario, stream, seed, { dataDir: spec.dataDir }),
-      companion: (kind, path) => loadCompanion(network, modelPath, kind, path),
+      companion: async (kind, path) => {
+        const loaded = await loadCompanion(network, modelPath, kind, path);
+        companions[kind] = { ...(path !== undefined ? { path } : {}), hash: loaded.hash };
+        return loaded.network;
+      },
     };
     await method.init(ctx);
+    if (Object.keys(companions).length > 0) header.companions = companions;
     return { stream, network, method, labels, header, label, dispose };
   } catch (err) {
     dispose();

@@ -11,7 +11,8 @@ import { createMethod } from '../methods/index.js';
 import { loadModel } from '../models/checkpoint.js';
 import { datasetDefaultsKey } from '../streams/datasets/index.js';
 import { canonicalJson, loadScenario, resolveModelPath, type Scenario } from '../streams/scenario.js';
-import { RESULTS_FORMAT, type RunSummary } from './records.js';
+import { currentCompanionHash } from './companions.js';
+import { RESULTS_FORMAT, type RunHeader, type RunSummary } from './records.js';
 import { isFinished, readHeader, runFile } from './result-writer.js';
 import { identityDifferences, type IdentityFields } from './run-identity.js';
 import { liveLock, tryLock, type LockInfo } from './run-lock.js';
@@ -115,6 +116,8 @@ export interface PlannedJob {
   job: SweepJob;
   file: string;
   identity: IdentityFields;
+  /** The scenario's model, resolved (companions are found beside it). */
+  modelPath: string;
 }
 
 /**
@@ -233,6 +236,7 @@ async function expectedIdentities(jobs: SweepJob[], out: string): Promise<Planne
     }
     planned.push({
       job,
+      modelPath,
       file: runFile(out, job.scenario, job.label, job.seed),
       identity: { format: RESULTS_FORMAT, scenario: scenario.name, scenarioHash: scenario.hash, method: job.method, methodOptions: effective, seed: job.seed, modelHash },
     });
@@ -249,12 +253,20 @@ type RunState = { kind: 'todo' } | { kind: 'finished' } | { kind: 'conflict'; me
 function existingRun(p: PlannedJob): RunState {
   if (isFinished(p.file)) {
     const header = readHeader(p.file);
-    const diff = header ? identityDifferences(header, p.identity) : ['its header cannot be read'];
+    const diff = header ? [...identityDifferences(header, p.identity), ...companionChanges(header, p.modelPath)] : ['its header cannot be read'];
     return diff.length === 0 ? { kind: 'finished' } : { kind: 'conflict', message: `${p.file} is a finished run with other settings: ${diff.join('; ')}` };
   }
   const holder = liveLock(p.file);
   if (holder && holder.identity !== canonicalJson(p.identity)) return { kind: 'conflict', message: busyMessage(p.file, holder) };
   return { kind: 'todo' };
+}
+
+/** The companions a finished run loaded that are not the same files any more (re-warmed, removed). */
+function companionChanges(header: RunHeader, modelPath: string): string[] {
+  return Object.entries(header.companions ?? {}).flatMap(([kind, c]) => {
+    const now = currentCompanionHash(modelPath, kind, c.path);
+    return now === c.hash ? [] : [`its ${kind} companion checkpoint has changed (hash ${c.hash.slice(0, 12)} vs ${now ? now.slice(0, 12) : 'missing'})`];
+  });
 }
 
 function busyMessage(file: string, holder: LockInfo): string {
