@@ -11,7 +11,7 @@ import { loadDataset } from '../../streams/datasets/index.js';
 import { evaluateClean } from '../../training/evaluate.js';
 import { pretrain, PRETRAIN_DEFAULTS } from '../../training/pretrain.js';
 import { choiceOption, floatOption, intOption, parseClassList } from '../parse.js';
-import { formatSeconds, progressBar } from '../progress.js';
+import { formatSeconds, onInterrupt, progressBar } from '../progress.js';
 import { codeVersion } from '../../util/version.js';
 import { ensureOutputDir } from '../../util/output-dir.js';
 
@@ -101,8 +101,15 @@ Examples:
             eta_t: formatSeconds(p.etaSeconds),
           }),
       };
-      const { network, history } = await pretrain(train, options);
-      bar.stop();
+      const stopInterrupt = onInterrupt(`interrupted: nothing was saved (${o.out} is written only at the end); run the command again to train from the start`);
+      let trained;
+      try {
+        trained = await pretrain(train, options);
+      } finally {
+        bar.stop();
+        stopInterrupt();
+      }
+      const { network, history } = trained;
       const evaluation = await evaluateClean(network, test, { classes: classesToTrain, limit: o.evalLimit });
       const classes = evaluation.classes;
       await saveModel(network, o.out, {
