@@ -27,7 +27,7 @@ for (const name of methods) {
   const { network } = await loadModel('models/fmnist-resnet8');
   const method = createMethod(name);
   await method.init({ network, rng: Rng.derive(0, 'bench', name), seed: 0, numClasses: 10, headClasses: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], dataset: 'fashion-mnist',
-    companion: (kind, path) => loadCompanion(network, 'models/fmnist-resnet8', kind, path), // ViDA's warmed-up adapters
+    companion: async (kind, path) => (await loadCompanion(network, 'models/fmnist-resnet8', kind, path)).network, // ViDA's warmed-up adapters
     // EATA's Fisher pass (clean images from the end of the test split; not timed).
     cleanImages: async (count) => tf.tidy(() => tf.tensor4d(test.images.subarray((10000 - count) * 784), [count, 28, 28, 1], 'int32').toFloat().div(255)),
   });

@@ -76,7 +76,7 @@ export async function methodContext(
     numClasses: network.numClasses,
     headClasses: Array.from({ length: network.numClasses }, (_, i) => i),
     dataset: 'cifar10',
-    companion: (kind, path) => loadCompanion(network, companionsOf ?? modelPath, kind, path),
+    companion: async (kind, path) => (await loadCompanion(network, companionsOf ?? modelPath, kind, path)).network,
     ...extra,
   };
 }
