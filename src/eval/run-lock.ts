@@ -4,8 +4,9 @@
  * A second `ctta run` on the same `--out` finds the lock and skips that run (same identity: the
  * other process is computing the very same result) or reports a conflict (another identity).
  * A lock whose process is gone (kill -9, power loss) on this host is stale and is taken over, so
- * a crash never blocks the next attempt (Ctrl-C removes this process's locks on exit). Locks from other hosts (a shared file system) are
- * respected until removed by hand: we cannot tell whether their process still runs.
+ * a crash never blocks the next attempt (Ctrl-C removes this process's locks on exit). Locks from
+ * other hosts (a shared file system) are respected until removed by hand: we cannot tell whether
+ * their process still runs.
  */
 import { closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -45,9 +46,12 @@ export function tryLock(runFile: string, identity: string): LockResult {
     }
     const holder = readLock(file);
     if (holder === 'missing') continue; // released between our two calls: try again
-    if (holder !== undefined && !isStale(holder)) return { acquired: false, holder, file };
-    if (holder === undefined && !takeOverUnreadable(file)) return { acquired: false, holder: undefined, file };
-    if (holder !== undefined && !takeOver(file, holder)) return { acquired: false, holder: readLockOrUndefined(file), file };
+    if (holder === undefined) {
+      removeIfUnreadable(file);
+      continue;
+    }
+    if (!isStale(holder)) return { acquired: false, holder, file };
+    if (!takeOver(file, holder)) return { acquired: false, holder: readLockOrUndefined(file), file };
   }
   return { acquired: false, holder: readLockOrUndefined(file), file };
 }
@@ -133,19 +137,13 @@ function takeOver(file: string, stale: LockInfo): boolean {
   return true;
 }
 
-/** A lock file we cannot parse: stale only if it stays unreadable (not a lock being written). */
-function takeOverUnreadable(file: string): boolean {
+/** A lock file we cannot parse is damaged if it stays so for a moment (not one being written). */
+function removeIfUnreadable(file: string): void {
   const deadline = Date.now() + 200;
   while (Date.now() < deadline) {
-    const again = readLock(file);
-    if (again === 'missing' || again !== undefined) return true; // gone or now readable: re-check in the loop
+    if (readLock(file) !== undefined) return; // gone, or now readable: the caller looks again
   }
-  try {
-    rmSync(file);
-  } catch {
-    /* removed meanwhile */
-  }
-  return true;
+  rmSync(file, { force: true });
 }
 
 function release(file: string, mine: LockInfo): void {
