@@ -11,6 +11,7 @@
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { CttaError } from '../errors.js';
+import { describeFsError } from './output-dir.js';
 
 /** How a reader checks one file and names it in messages. */
 export interface JsonFileRules {
@@ -26,12 +27,12 @@ export interface JsonFileRules {
 
 /** The bytes of a JSON file, refused unread when it is not a regular file or above `rules.maxBytes`. */
 export async function readJsonBytes(file: string, rules: JsonFileRules): Promise<Uint8Array> {
-  const s = await stat(file).catch(() => {
-    throw cannotRead(rules);
+  const s = await stat(file).catch((err: unknown) => {
+    throw cannotRead(rules, err);
   });
   checkBeforeReading(s, rules);
-  const bytes = await readFile(file).catch(() => {
-    throw cannotRead(rules);
+  const bytes = await readFile(file).catch((err: unknown) => {
+    throw cannotRead(rules, err);
   });
   checkAfterReading(bytes, rules);
   return bytes;
@@ -42,22 +43,23 @@ export function readJsonBytesSync(file: string, rules: JsonFileRules): Uint8Arra
   let s: Stats;
   try {
     s = statSync(file);
-  } catch {
-    throw cannotRead(rules);
+  } catch (err) {
+    throw cannotRead(rules, err);
   }
   checkBeforeReading(s, rules);
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(file);
-  } catch {
-    throw cannotRead(rules);
+  } catch (err) {
+    throw cannotRead(rules, err);
   }
   checkAfterReading(bytes, rules);
   return bytes;
 }
 
-function cannotRead(rules: JsonFileRules): CttaError {
-  return new CttaError(`${rules.shown} cannot be read`, { fix: 'check the path and its permissions' });
+/** The reason is the errno in words (no path beyond the one the caller shows, no contents). */
+function cannotRead(rules: JsonFileRules, err: unknown): CttaError {
+  return new CttaError(`${rules.shown} cannot be read: ${describeFsError(err)}`, { fix: 'check the path and its permissions' });
 }
 
 function tooLarge(rules: JsonFileRules): CttaError {
