@@ -39,6 +39,21 @@ describe('model zoo', () => {
     r26.dispose();
   });
 
+  it("has the published sizes of the OCL code's ResNet-18 (kuangliu's 11,173,962) and reduced ResNet-18", () => {
+    const trainable = (name: string, o: Record<string, unknown>) => {
+      const m = createModel(name, o);
+      const n = m.model.trainableWeights.reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 1), 0);
+      const shape = [m.featureDim, m.norms.length];
+      m.dispose();
+      return [n, ...shape];
+    };
+    // PyTorch's parameters(): weights without BatchNorm's running statistics.
+    expect(trainable('resnet18', { inputShape: [32, 32, 3], numClasses: 10 })).toEqual([11_173_962, 512, 1 + 8 * 2 + 3]);
+    expect(trainable('resnet18_reduced', { inputShape: [32, 32, 3], numClasses: 100 })).toEqual([1_109_240, 160, 1 + 8 * 2 + 3]);
+    // 28x28 grey inputs (Fashion-MNIST): only the stem and the pooled size change.
+    expect(trainable('resnet18_reduced', { inputShape: [28, 28, 1], numClasses: 10 })[0]).toBe(1_094_750 - 3 * 3 * 2 * 20);
+  });
+
   it('is seeded: same seed same weights, other seed other weights', () => {
     // Every weight, and seed 0 too (tfjs initialisers take seed 0 for "unseeded").
     for (const seed of [0, 1]) {

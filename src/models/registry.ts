@@ -7,7 +7,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { CttaError } from '../errors.js';
 import { Registry } from '../util/registry.js';
 import { Network } from './network.js';
-import { buildResNet } from './zoo/resnet.js';
+import { buildResNet, cifarResNetBlocks } from './zoo/resnet.js';
 import { buildWideResNet } from './zoo/wide-resnet.js';
 
 /**
@@ -49,8 +49,16 @@ const resnet = (name: string, depth: number, description: string, fixed?: Partia
   name,
   description,
   schema: resnetOptions,
-  build: (o) => buildResNet({ ...o, depth }),
+  build: (o) => buildResNet({ ...o, blocks: cifarResNetBlocks(depth), name: `resnet${depth}` }),
   fixed,
+});
+
+/** ResNet-18 of the online continual-learning code: 4 stages of 2 blocks, widths w..8w. */
+const resnet18 = (name: string, width: number, description: string): ModelDefinition<ResNetOptions> => ({
+  name,
+  description,
+  schema: z.strictObject({ ...commonModelOptions, width: z.number().int().positive().default(width) }),
+  build: (o) => buildResNet({ ...o, blocks: [2, 2, 2, 2], name }),
 });
 
 registerModel(resnet('resnet8', 8, 'CIFAR-style ResNet-8 (1 block per stage), BatchNorm'));
@@ -58,6 +66,8 @@ registerModel(resnet('resnet20', 20, 'CIFAR-style ResNet-20 (3 blocks per stage)
 registerModel(resnet('resnet26', 26, 'CIFAR-style ResNet-26 (4 blocks per stage), BatchNorm'));
 registerModel(resnet('resnet8_gn', 8, 'ResNet-8 with GroupNorm (batch-independent; for label-shift studies)', { norm: 'group' }));
 registerModel(resnet('resnet26_gn', 26, 'ResNet-26 with GroupNorm, as in the TTT/LAME label-shift experiments', { norm: 'group' }));
+registerModel(resnet18('resnet18', 64, 'ResNet-18 for small images (3x3 stem, no max-pool; 11.2M parameters), as the OCL code trains from scratch'));
+registerModel(resnet18('resnet18_reduced', 20, "reduced ResNet-18 (width 20; 1.1M parameters): the OCL benchmarks' model (Mai et al., OnPro, OCM)"));
 registerModel({
   name: 'wrn28_10',
   description: "WideResNet-28-10, pre-activation (the CIFAR CTTA benchmarks' model); definition only",
