@@ -10,10 +10,9 @@
  * the user's choice (`<model>-<kind>` beside the model, or the method option naming one).
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { CttaError } from '../errors.js';
-import { loadModel, modelHash, type ModelManifest } from '../models/checkpoint.js';
+import { loadModel, manifestModelHash } from '../models/checkpoint.js';
 import type { Network } from '../models/network.js';
 
 /** Where a companion of kind `kind` is looked for when the method's option names none. */
@@ -62,10 +61,5 @@ export async function loadCompanion(network: Network, modelPath: string, kind: s
  * undefined if it is gone or unreadable. Read from its manifest, without loading the weights.
  */
 export function currentCompanionHash(modelPath: string, kind: string, path?: string): string | undefined {
-  try {
-    const m = JSON.parse(readFileSync(join(path ?? companionPath(modelPath, kind), 'manifest.json'), 'utf8')) as ModelManifest;
-    return modelHash({ modelJsonSha256: m.modelJsonSha256, weightsSha256: m.weightsSha256, adaptersSha256: m.adapters?.sha256 });
-  } catch {
-    return undefined;
-  }
+  return manifestModelHash(path ?? companionPath(modelPath, kind));
 }

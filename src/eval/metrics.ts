@@ -60,6 +60,13 @@ export function matrixMetrics(A: number[][]): MatrixMetrics {
   return { finalAverageAccuracy, averageIncrementalAccuracy, forgetting, bwt };
 }
 
+/** The predicted class of row `i` of [N, k] probabilities (row-major): the first largest column. */
+export function predictedClass(probs: Float32Array, i: number, k: number): number {
+  let best = 0;
+  for (let j = 1; j < k; j++) if (probs[i * k + j]! > probs[i * k + best]!) best = j;
+  return best;
+}
+
 export function mean(xs: readonly number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
 }

@@ -6,7 +6,7 @@
  * would become null in JSON and make the file unreadable), so a bad record throws before any of
  * it is written, and a bad summary leaves no finished file.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { z } from 'zod';
 import { CttaError } from '../errors.js';
@@ -18,35 +18,27 @@ export function runFile(outDir: string, scenario: string, method: string, seed: 
 
 /** True when the run's final file exists and ends with a summary record. */
 export function isFinished(file: string): boolean {
-  if (!existsSync(file)) return false;
-  const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
-  try {
-    return (JSON.parse(lines[lines.length - 1]!) as { type?: string }).type === 'summary';
-  } catch {
-    return false;
-  }
+  return finishedRun(file) !== undefined;
 }
 
-/** The header record of a result file (first line), or undefined when it cannot be read or parsed. */
-export function readHeader(file: string): RunHeader | undefined {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return undefined;
-  }
-  try {
-    // Headers are a few hundred bytes; batch records follow on the next lines.
-    const buf = Buffer.alloc(1 << 16);
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    const first = buf.subarray(0, n).toString('utf8').split('\n')[0]!;
-    const parsed = runHeaderSchema.safeParse(JSON.parse(first));
-    return parsed.success ? (parsed.data as RunHeader) : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(fd);
-  }
+/**
+ * A finished run file's header, read with the same single read that tells it is finished:
+ * undefined when the file is missing or does not end with a summary; `header` undefined when
+ * it is finished but its first line is not a valid header.
+ */
+export function finishedRun(file: string): { header: RunHeader | undefined } | undefined {
+  if (!existsSync(file)) return undefined;
+  const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+  const record = (line: string | undefined): unknown => {
+    try {
+      return JSON.parse(line ?? '');
+    } catch {
+      return undefined;
+    }
+  };
+  if ((record(lines[lines.length - 1]) as { type?: string } | undefined)?.type !== 'summary') return undefined;
+  const parsed = runHeaderSchema.safeParse(record(lines[0]));
+  return { header: parsed.success ? (parsed.data as RunHeader) : undefined };
 }
 
 export class ResultWriter {

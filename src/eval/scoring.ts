@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { StreamBatch } from '../streams/stream.js';
-import { CalibrationBins, matrixMetrics, mean } from './metrics.js';
+import { CalibrationBins, matrixMetrics, mean, predictedClass } from './metrics.js';
 import type { BatchRecord, RunSummary } from './records.js';
 
 export class Scoreboard {
@@ -37,8 +37,7 @@ export class Scoreboard {
     const perDomain = new Map<number, [number, number]>();
     const k = numClasses;
     for (let i = 0; i < batch.y.length; i++) {
-      let best = 0;
-      for (let j = 1; j < k; j++) if (probs[i * k + j]! > probs[i * k + best]!) best = j;
+      const best = predictedClass(probs, i, k);
       const confidence = probs[i * k + best]!;
       const ok = best === batch.y[i];
       this.predictions[batch.start + i] = best;

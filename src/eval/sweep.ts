@@ -13,7 +13,7 @@ import { datasetDefaultsKey } from '../streams/datasets/index.js';
 import { canonicalJson, loadScenario, resolveModelPath, type Scenario } from '../streams/scenario.js';
 import { currentCompanionHash } from './companions.js';
 import { RESULTS_FORMAT, type RunHeader, type RunSummary } from './records.js';
-import { isFinished, readHeader, runFile } from './result-writer.js';
+import { finishedRun, runFile } from './result-writer.js';
 import { identityDifferences, type IdentityFields } from './run-identity.js';
 import { liveLock, tryLock, type LockInfo } from './run-lock.js';
 import { runScenario, type RunProgress } from './runner.js';
@@ -251,8 +251,9 @@ type RunState = { kind: 'todo' } | { kind: 'finished' } | { kind: 'conflict'; me
  * another one (a conflict), or still to do (possibly by another process with the same identity).
  */
 function existingRun(p: PlannedJob): RunState {
-  if (isFinished(p.file)) {
-    const header = readHeader(p.file);
+  const finished = finishedRun(p.file);
+  if (finished) {
+    const { header } = finished;
     const diff = header ? [...identityDifferences(header, p.identity), ...companionChanges(header, p.modelPath)] : ['its header cannot be read'];
     return diff.length === 0 ? { kind: 'finished' } : { kind: 'conflict', message: `${p.file} is a finished run with other settings: ${diff.join('; ')}` };
   }

@@ -8,6 +8,7 @@ import type { AdaptationMethod } from '../methods/types.js';
 import { pixelsTensor, type Stream } from '../streams/stream.js';
 import type { LabelSpace } from './label-space.js';
 import { checkOutputShape, checkProbabilities } from './method-output.js';
+import { predictedClass } from './metrics.js';
 
 /** Whether the stream's tasks carry held-out sets. */
 export function hasHeldOut(stream: Stream): boolean {
@@ -35,13 +36,13 @@ export async function evaluateTasks(method: AdaptationMethod, labels: LabelSpace
       const x = pixelsTensor(pixels, [idx.length, h, w, c]);
       const output = await method.evaluate(x);
       checkOutputShape(output, idx.length, labels.columnClasses.length, method.name, -1);
-      const probs = labels.toDataset(output);
-      // Held-out predictions obey the same contract as the stream's.
-      checkProbabilities((await probs.data()) as Float32Array, idx.length, labels.numClasses, method.name, -1);
-      const argmax = tf.tidy(() => probs.argMax(1));
-      const predicted = (await argmax.data()) as Int32Array;
-      tf.dispose([x, probs, argmax]);
-      predicted.forEach((p, i) => (correct += p === source.labels[idx[i]!] ? 1 : 0));
+      const probsTensor = labels.toDataset(output);
+      const probs = (await probsTensor.data()) as Float32Array;
+      tf.dispose([x, probsTensor]);
+      // Held-out predictions obey the same contract as the stream's; read once, argmax here.
+      const k = labels.numClasses;
+      checkProbabilities(probs, idx.length, k, method.name, -1);
+      for (let i = 0; i < idx.length; i++) correct += predictedClass(probs, i, k) === source.labels[idx[i]!] ? 1 : 0;
     }
     row.push(indices.length ? correct / indices.length : 0);
   }

@@ -147,13 +147,28 @@ async function atomicWrite(path: string, data: string | Uint8Array): Promise<voi
 export const MAX_JSON_BYTES = 64 * 2 ** 20;
 
 /** model.json or manifest.json, read with the checks of util/json-file.ts. */
-function readCheckpointJson(file: string, shown: string): Promise<Uint8Array> {
+function readCheckpointJson(file: string, shown: string): Uint8Array {
   return readJsonBytes(file, {
     shown,
     maxBytes: MAX_JSON_BYTES,
     tooLargeFix: 'this is not a checkpoint file (a model.json holds the topology only, weights go in .bin files): restore or re-export the model',
     notFileFix: 'pass a checkpoint directory or a model.json file',
   });
+}
+
+/**
+ * The model hash of a ctta checkpoint as its manifest describes it (no weights read, nothing
+ * verified: `loadModel` verifies), or undefined when `dir` holds no readable, valid manifest.
+ * For deciding whether a checkpoint a finished run used is still the same one.
+ */
+export function manifestModelHash(dir: string): string | undefined {
+  try {
+    const shown = join(dir, 'manifest.json');
+    const m = parseManifest(readCheckpointJson(shown, shown), shown);
+    return modelHash({ modelJsonSha256: m.modelJsonSha256, weightsSha256: m.weightsSha256, adaptersSha256: m.adapters?.sha256 });
+  } catch {
+    return undefined;
+  }
 }
 
 /** Builds the LayersModel; tfjs's errors (multi-line, internal) become one line naming the file. */
@@ -209,14 +224,14 @@ export async function loadModel(path: string): Promise<LoadedModel> {
         throw new CttaError(`model file not found: ${shownModelJson}`, { fix: 'check the path (a model directory holds model.json and weights)' });
       })
     : full;
-  const modelJsonBytes = await readCheckpointJson(modelJsonFile!, shownModelJson);
+  const modelJsonBytes = readCheckpointJson(modelJsonFile!, shownModelJson);
   const modelJsonSha256 = sha256(modelJsonBytes);
 
   // manifest.json: optional (a plain tfjs model has none), but when present, inside the folder.
   const manifestFile = await fileInside(root, 'manifest.json', shownDir, 'file', () => undefined);
   let manifest: ModelManifest | undefined;
   if (manifestFile !== undefined) {
-    manifest = parseManifest(await readCheckpointJson(manifestFile, shownManifest), shownManifest);
+    manifest = parseManifest(readCheckpointJson(manifestFile, shownManifest), shownManifest);
     if (manifest.modelJsonSha256 !== modelJsonSha256) {
       throw new CttaError(`${shownModelJson} does not match the modelJsonSha256 in manifest.json`, {
         fix: 'model.json was modified or corrupted: restore it (git checkout) or re-run the command in the manifest',

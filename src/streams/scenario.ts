@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { CttaError } from '../errors.js';
-import { jsonErrorLineColumn, readJsonBytesSync } from '../util/json-file.js';
+import { jsonErrorLineColumn, readJsonBytes } from '../util/json-file.js';
 import { repoRoot } from '../util/paths.js';
 import { corruptionNames, isCorruptionName } from './corruptions/index.js';
 import { datasetNames, isDatasetName, isPrecorrupted, PRECORRUPTED_DATASETS } from './datasets/index.js';
@@ -129,7 +129,7 @@ export function resolveScenarioPath(nameOrPath: string): string {
 
 export function loadScenario(nameOrPath: string): Scenario {
   const file = resolveScenarioPath(nameOrPath);
-  const bytes = readJsonBytesSync(file, {
+  const bytes = readJsonBytes(file, {
     shown: file,
     maxBytes: MAX_SCENARIO_BYTES,
     tooLargeFix: 'pass a scenario file (a small JSON file)',

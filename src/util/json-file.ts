@@ -9,7 +9,6 @@
  *   Values that do go into a message go through `quote` (escaped, one line, bounded).
  */
 import { readFileSync, statSync, type Stats } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { CttaError } from '../errors.js';
 import { describeFsError } from './output-dir.js';
 
@@ -25,21 +24,12 @@ export interface JsonFileRules {
   notFileFix: string;
 }
 
-/** The bytes of a JSON file, refused unread when it is not a regular file or above `rules.maxBytes`. */
-export async function readJsonBytes(file: string, rules: JsonFileRules): Promise<Uint8Array> {
-  const s = await stat(file).catch((err: unknown) => {
-    throw cannotRead(rules, err);
-  });
-  checkBeforeReading(s, rules);
-  const bytes = await readFile(file).catch((err: unknown) => {
-    throw cannotRead(rules, err);
-  });
-  checkAfterReading(bytes, rules);
-  return bytes;
-}
-
-/** `readJsonBytes` for synchronous callers. */
-export function readJsonBytesSync(file: string, rules: JsonFileRules): Uint8Array {
+/**
+ * The bytes of a JSON file, refused unread when it is not a regular file or above
+ * `rules.maxBytes`. Synchronous: the files are small (bounded), and callers are both sync
+ * (scenarios) and async (checkpoints).
+ */
+export function readJsonBytes(file: string, rules: JsonFileRules): Uint8Array {
   let s: Stats;
   try {
     s = statSync(file);
