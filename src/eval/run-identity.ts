@@ -7,7 +7,7 @@
  * the same seed. Everything else in the
  * header (backend, versions, start time) describes the run but does not define it.
  */
-import { canonicalJson } from '../streams/scenario.js';
+import { canonicalJson } from '../util/json-file.js';
 import type { RunHeader } from './records.js';
 
 export type IdentityFields = Pick<RunHeader, 'format' | 'scenario' | 'scenarioHash' | 'method' | 'methodOptions' | 'seed' | 'modelHash' | 'companions'>;

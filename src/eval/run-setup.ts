@@ -8,6 +8,7 @@ import { backendInfo } from '../backend/index.js';
 import { CttaError } from '../errors.js';
 import { loadModel, type ModelManifest } from '../models/checkpoint.js';
 import type { Network } from '../models/network.js';
+import { buildScratchModel, describeModel, isScratch } from '../models/scenario-model.js';
 import { createMethod } from '../methods/index.js';
 import type { AdaptationMethod, MethodContext } from '../methods/types.js';
 import { cleanImageSource } from '../streams/clean-images.js';
@@ -49,7 +50,7 @@ export interface OpenRun {
  * `"modelClasses": "subset"`.
  */
 export function checkModelFitsData(scenario: Scenario, manifest: ModelManifest | undefined, headSize: number, classNames: readonly string[]): number[] {
-  const where = `model ${scenario.model}`;
+  const where = `model ${describeModel(scenario.model)}`;
   const numClasses = classNames.length;
   if (!manifest && headSize !== numClasses) {
     throw new CttaError(`${where} has ${headSize} outputs but ${scenario.dataset} has ${numClasses} classes, and no manifest.json says which classes the outputs are`, {
@@ -75,11 +76,24 @@ export function checkModelFitsData(scenario: Scenario, manifest: ModelManifest |
   return headClasses;
 }
 
+/**
+ * The run's network: the scenario's checkpoint, or its zoo architecture freshly initialised for
+ * the stream's images, the dataset's classes and the run's seed. `modelPath` is the checkpoint's
+ * (companions live beside it); undefined for a scratch model.
+ */
+async function openScenarioModel(scenario: Scenario, stream: Stream, seed: number): Promise<{ network: Network; manifest?: ModelManifest; hash: string; modelPath?: string }> {
+  if (isScratch(scenario.model)) {
+    const { height, width, channels, classNames } = stream.source;
+    return buildScratchModel(scenario.model, { inputShape: [height, width, channels], numClasses: classNames.length, seed });
+  }
+  const modelPath = resolveModelPath(scenario.model, scenario.file);
+  return { ...(await loadModel(modelPath)), modelPath };
+}
+
 export async function openRun(spec: RunSpec): Promise<OpenRun> {
   const { scenario, seed } = spec;
   const stream = await openStream(scenario, seed, { dataDir: spec.dataDir });
-  const modelPath = resolveModelPath(scenario.model, scenario.file);
-  const { network, manifest, hash: modelHash } = await loadModel(modelPath);
+  const { network, manifest, hash: modelHash, modelPath } = await openScenarioModel(scenario, stream, seed);
   let method: AdaptationMethod | undefined;
   let labels: LabelSpace | undefined;
   const dispose = () => {
@@ -91,7 +105,7 @@ export async function openRun(spec: RunSpec): Promise<OpenRun> {
     const [h, w, c] = network.inputShape;
     const { height, width, channels } = stream.source;
     if (h !== height || w !== width || c !== channels) {
-      throw new CttaError(`${scenario.file}: model ${scenario.model} takes ${h}x${w}x${c} images but the stream gives ${height}x${width}x${channels}`, { fix: 'use a model trained on this dataset' });
+      throw new CttaError(`${scenario.file}: model ${describeModel(scenario.model)} takes ${h}x${w}x${c} images but the stream gives ${height}x${width}x${channels}`, { fix: 'use a model trained on this dataset' });
     }
     const backend = backendInfo()?.name ?? tf.getBackend();
     checkBatchFits(network, scenario.batchSize, backend, scenario.file);
@@ -103,7 +117,7 @@ export async function openRun(spec: RunSpec): Promise<OpenRun> {
     // A head over fewer classes than the data is legitimate (a base model of a class-incremental
     // stream) only when the scenario says so; methods answering over all classes are not limited by it.
     if (method.labelSpace === 'head' && headClasses.length < numClasses) {
-      warnings.push(`model ${scenario.model} predicts ${headClasses.length} of the ${numClasses} classes of ${scenario.dataset}: images of the other ${numClasses - headClasses.length} always count as errors for ${method.name}`);
+      warnings.push(`model ${describeModel(scenario.model)} predicts ${headClasses.length} of the ${numClasses} classes of ${scenario.dataset}: images of the other ${numClasses - headClasses.length} always count as errors for ${method.name}`);
     }
     // A method answering over all K classes itself needs no mapping: its columns are the classes.
     labels = new LabelSpace(method.labelSpace === 'head' ? headClasses : Array.from({ length: numClasses }, (_, i) => i), numClasses);
@@ -137,6 +151,11 @@ export async function openRun(spec: RunSpec): Promise<OpenRun> {
       dataset,
       cleanImages: cleanImageSource(scenario, stream, seed, { dataDir: spec.dataDir }),
       companion: async (kind, path) => {
+        if (modelPath === undefined) {
+          throw new CttaError(`${method!.name} needs a ${kind} checkpoint warmed up on the source model, and ${describeModel(scenario.model)} is trained from scratch`, {
+            fix: 'use a scenario whose model is a checkpoint',
+          });
+        }
         const loaded = await loadCompanion(network, modelPath, kind, path);
         companions[kind] = { ...(path !== undefined ? { path } : {}), hash: loaded.hash };
         return loaded.network;

@@ -10,7 +10,9 @@ import { CttaError } from '../errors.js';
 import { createMethod } from '../methods/index.js';
 import { loadModel } from '../models/checkpoint.js';
 import { datasetDefaultsKey } from '../streams/datasets/index.js';
-import { canonicalJson, loadScenario, resolveModelPath, type Scenario } from '../streams/scenario.js';
+import { loadScenario, resolveModelPath, type Scenario } from '../streams/scenario.js';
+import { canonicalJson } from '../util/json-file.js';
+import { isScratch, scratchModelHash, type ScratchModel } from '../models/scenario-model.js';
 import { currentCompanionHash } from './companions.js';
 import { RESULTS_FORMAT, type RunHeader, type RunSummary } from './records.js';
 import { finishedRun, runFile } from './result-writer.js';
@@ -116,8 +118,8 @@ export interface PlannedJob {
   job: SweepJob;
   file: string;
   identity: IdentityFields;
-  /** The scenario's model, resolved (companions are found beside it). */
-  modelPath: string;
+  /** The scenario's checkpoint, resolved (companions are found beside it); undefined for a scratch model. */
+  modelPath?: string;
 }
 
 /**
@@ -227,12 +229,18 @@ async function expectedIdentities(jobs: SweepJob[], out: string): Promise<Planne
       method.dispose();
       options.set(optionsKey, effective);
     }
-    const modelPath = resolveModelPath(scenario.model, scenario.file);
-    let modelHash = models.get(modelPath);
+    // A scratch model is identified by its architecture and options (the seed is the run's).
+    const modelPath = isScratch(scenario.model) ? undefined : resolveModelPath(scenario.model, scenario.file);
+    const modelKey = modelPath ?? canonicalJson(scenario.model);
+    let modelHash = models.get(modelKey);
     if (!modelHash) {
-      const loaded = await loadModel(modelPath);
-      loaded.network.dispose();
-      models.set(modelPath, (modelHash = loaded.hash));
+      if (modelPath === undefined) modelHash = scratchModelHash(scenario.model as ScratchModel);
+      else {
+        const loaded = await loadModel(modelPath);
+        loaded.network.dispose();
+        modelHash = loaded.hash;
+      }
+      models.set(modelKey, modelHash);
     }
     planned.push({
       job,
@@ -263,7 +271,8 @@ function existingRun(p: PlannedJob): RunState {
 }
 
 /** The companions a finished run loaded that are not the same files any more (re-warmed, removed). */
-function companionChanges(header: RunHeader, modelPath: string): string[] {
+function companionChanges(header: RunHeader, modelPath: string | undefined): string[] {
+  if (modelPath === undefined) return [];
   return Object.entries(header.companions ?? {}).flatMap(([kind, c]) => {
     const now = currentCompanionHash(modelPath, kind, c.path);
     return now === c.hash ? [] : [`its ${kind} companion checkpoint has changed (hash ${c.hash.slice(0, 12)} vs ${now ? now.slice(0, 12) : 'missing'})`];

@@ -7,6 +7,7 @@ import './cotta.js';
 import './vida.js';
 import './eata.js';
 import './sar.js';
+import './er.js';
 import { sealBuiltInMethods } from './registry.js';
 
 // Plug-ins may add methods, not replace these.

@@ -68,6 +68,18 @@ export interface AdaptationMethod {
   diagnostics?(): Diagnostics | undefined;
   /** Bytes the method holds beyond the model's own weights (copies, buffers, optimizer state). */
   stateBytes(): number;
+  /**
+   * `stateBytes` split by what holds it, in bytes, e.g. `{ buffer, optimizer, analytic }`; names
+   * are identifiers (they become table columns). The runner samples it after every batch and
+   * records each part's peak (summary `peakStateParts`): replay buffers grow over the stream
+   * while the end-of-run total hides when and where the memory went. Optional.
+   */
+  stateParts?(): Record<string, number>;
+  /**
+   * The part of `stateBytes` held outside tensors, in plain JS arrays (replay images as uint8,
+   * float64 ridge matrices): tf.memory() does not see it. Absent = 0.
+   */
+  hostStateBytes?(): number;
   /** Back to the state right after init (source weights, fresh optimizer). */
   reset(): Promise<void>;
   dispose(): void;

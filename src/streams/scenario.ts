@@ -8,8 +8,9 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { CttaError } from '../errors.js';
-import { jsonErrorLineColumn, readJsonBytes } from '../util/json-file.js';
+import { canonicalJson, jsonErrorLineColumn, readJsonBytes } from '../util/json-file.js';
 import { repoRoot } from '../util/paths.js';
+import { checkScratchModel, isScratch, scratchModelSchema } from '../models/scenario-model.js';
 import { corruptionNames, isCorruptionName } from './corruptions/index.js';
 import { datasetNames, isDatasetName, isPrecorrupted, PRECORRUPTED_DATASETS } from './datasets/index.js';
 import { CLEAN_CORRUPTION, isOrderingName, orderingNames } from './orderings/index.js';
@@ -64,9 +65,10 @@ const scenarioSchema = z.strictObject({
   /**
    * Checkpoint directory or model.json. A relative path is looked up in the scenario's folder,
    * then the working directory, then the ctta package, and may not leave the folder it is
-   * resolved in (no `..` escape).
+   * resolved in (no `..` escape). Or an untrained zoo architecture,
+   * `{"arch": "resnet18_reduced", "init": "scratch"}`, seeded by the run (see models/scenario-model.ts).
    */
-  model: z.string().min(1),
+  model: z.union([z.string().min(1), scratchModelSchema]),
   /**
    * "all" (default): the model's head must predict every class of the dataset. "subset": the
    * model was trained on some classes only (its manifest's `classes`, e.g. the base model of a
@@ -90,7 +92,17 @@ const scenarioSchema = z.strictObject({
    * Incremental orderings: hold out this fraction of the split (a seeded draw) as each task's
    * evaluation set; the stream uses the rest. Enables the accuracy matrix and forgetting.
    */
-  heldOut: z.strictObject({ fraction: z.number().gt(0).lt(1) }).optional(),
+  heldOut: z
+    .strictObject({
+      fraction: z.number().gt(0).lt(1),
+      /**
+       * Also score the held-out sets of the tasks seen so far after every `every` stream batches
+       * (average anytime accuracy). Off when absent; being optional without a default, it enters
+       * the scenario hash only when set, so scenarios written before it keep their identity.
+       */
+      every: z.number().int('expected a whole number of batches').positive('expected a number of batches >= 1').optional(),
+    })
+    .optional(),
   /** Decoding of folder datasets (ImageNet-C): shorter side resized to `resize`, centre crop `crop`. */
   image: z.strictObject({ resize: z.number().int().positive(), crop: z.number().int().positive() }).optional(),
 });
@@ -182,6 +194,7 @@ export function parseScenario(raw: unknown, file = '(scenario)'): Scenario {
   if (!SCENARIO_NAME.test(name)) {
     throw new CttaError(`${file}: the file name "${name}" cannot name a results folder`, { fix: 'add a "name" field of letters, digits, ".", "_", "+" and "-"' });
   }
+  if (isScratch(s.model)) checkScratchModel(s.model, file);
   const scenario = { ...rest, name, file, domains };
   // A field added later with a default enters the hash only when set otherwise, so results of
   // scenarios written before it existed keep their identity.
@@ -208,11 +221,3 @@ export function resolveModelPath(model: string, scenarioFile?: string): string {
   return found ?? resolve(normal);
 }
 
-/** JSON with sorted keys, so the same content always hashes the same. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)))
-      : v,
-  );
-}

@@ -44,6 +44,13 @@ export const classIncrementalParams = z
     samplesPerTask: positiveInt.optional(),
     /** At most this many held-out images per task (default: all of them). */
     evalPerTask: positiveInt.optional(),
+    /**
+     * Long-tailed class counts (e.g. 0.1): the i-th class of the class order keeps a seeded
+     * sample of ratio^(i / (C - 1)) of its images (at least one), so the first class keeps all
+     * and the last a fraction `ratio` - an exponential profile as in the long-tailed literature.
+     * Held-out sets are not thinned: every class is evaluated on all its held-out images.
+     */
+    imbalanceRatio: z.number().gt(0).max(1).optional(),
   })
   .strict();
 
@@ -128,6 +135,15 @@ export function classIncremental(
   const groups = splitClasses(classOrder, sizes);
 
   const byClass = indicesByClass(labels, numClasses);
+  if (p.imbalanceRatio !== undefined && classOrder.length > 1) {
+    const ratio = p.imbalanceRatio;
+    classOrder.forEach((c, i) => {
+      const all = byClass[c]!.slice();
+      const keep = Math.max(1, Math.round(all.length * ratio ** (i / (classOrder.length - 1))));
+      rng.fork('imbalance', c).shuffle(all);
+      byClass[c] = all.slice(0, keep).sort();
+    });
+  }
   let evalByClass: Int32Array[] | undefined;
   if (evalSource !== undefined) {
     const ev = resolveLabels(kind, evalSource, 'evaluation labels');
