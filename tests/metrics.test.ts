@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CalibrationBins, matrixMetrics } from '../src/eval/metrics.js';
+import { CalibrationBins, matrixMetrics, pooledAccuracy } from '../src/eval/metrics.js';
 
 describe('metrics (hand-computed examples)', () => {
   it('ECE: weighted gap between accuracy and confidence per bin', () => {
@@ -36,9 +36,44 @@ describe('metrics (hand-computed examples)', () => {
     expect(m.forgetting).toBeCloseTo(0.25, 12);
     // BWT: task 0: 0.5 - 0.9 = -0.4; task 1: 0.7 - 0.8 = -0.1 -> -0.25
     expect(m.bwt).toBeCloseTo(-0.25, 12);
+    // legacy: best over all three rows minus final, over all three tasks: task 0: 0.9 - 0.5,
+    // task 1: 0.8 - 0.7, task 2: 0.9 - 0.9 -> 0.5 / 3, which is (T-1)/T of the 0.25 above
+    expect(m.legacyForgetting).toBeCloseTo(0.5 / 3, 12);
+    expect(m.legacyForgetting).toBeCloseTo((2 / 3) * m.forgetting, 12);
+  });
+
+  it('legacy forgetting: the final row counts in the best, so negative forgetting becomes 0; the last task counts', () => {
+    // Task 0 improves (0.5 -> 0.6); task 1 scored 0.3 before it was trained on and 0.2 after.
+    const m = matrixMetrics([
+      [0.5, 0.3],
+      [0.6, 0.2],
+    ]);
+    expect(m.forgetting).toBeCloseTo(0.5 - 0.6, 12); // ours keeps the sign
+    expect(m.bwt).toBeCloseTo(0.6 - 0.5, 12);
+    // legacy: task 0: max(0.5, 0.6) - 0.6 = 0; task 1: max(0.3, 0.2) - 0.2 = 0.1 -> 0.05
+    expect(m.legacyForgetting).toBeCloseTo(0.05, 12);
+    // 4 tasks, forgetting only on task 1 (0.8 -> 0.4): ours 0.4 / 3, legacy 0.4 / 4.
+    const four = matrixMetrics([
+      [0.9, 0.0, 0.0, 0.0],
+      [0.9, 0.8, 0.0, 0.0],
+      [0.9, 0.6, 0.7, 0.0],
+      [0.9, 0.4, 0.7, 0.6],
+    ]);
+    expect(four.forgetting).toBeCloseTo(0.4 / 3, 12);
+    expect(four.legacyForgetting).toBeCloseTo(0.4 / 4, 12);
+    expect(four.finalAverageAccuracy).toBeCloseTo((0.9 + 0.4 + 0.7 + 0.6) / 4, 12);
+    expect(four.averageIncrementalAccuracy).toBeCloseTo((0.9 + 1.7 / 2 + 2.2 / 3 + 2.6 / 4) / 4, 12);
   });
 
   it('a single task has no forgetting', () => {
-    expect(matrixMetrics([[0.7]])).toEqual({ finalAverageAccuracy: 0.7, averageIncrementalAccuracy: 0.7, forgetting: 0, bwt: 0 });
+    expect(matrixMetrics([[0.7]])).toEqual({ finalAverageAccuracy: 0.7, averageIncrementalAccuracy: 0.7, forgetting: 0, legacyForgetting: 0, bwt: 0 });
+  });
+
+  it('pooled accuracy weighs tasks by their held-out images, not equally', () => {
+    // 9 of 10 and 3 of 30: 12 / 40 = 0.3 (the mean of the two accuracies would be 0.5).
+    expect(pooledAccuracy([[0, 10, 9], [1, 30, 3]])).toBeCloseTo(0.3, 12);
+    expect(pooledAccuracy([[2, 4, 4]])).toBe(1);
+    expect(pooledAccuracy([])).toBeUndefined();
+    expect(pooledAccuracy([[0, 0, 0]])).toBeUndefined();
   });
 });

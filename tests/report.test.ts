@@ -174,11 +174,18 @@ describe('table', () => {
     expect(summarize(runs, { scenario: 'toy', methods: ['tent', 'source'] }).map((r) => r.method)).toEqual(['tent', 'source']);
   });
 
-  it('OCL runs: final accuracy per task, average accuracy, forgetting, BWT', () => {
+  it('OCL runs: the OCL layout (metrics, final accuracy per task, state); legacy forgetting from the matrix of an older file', () => {
     const [row] = summarize(runs, { scenario: 'toy-ocl' });
+    // The summary predates legacyForgetting: (0.9 - 0.6 + 0.8 - 0.65 + 0) / 3 = 15%.
     expect(row!.cells.map((c) => `${c.column}=${formatCell(c)}`)).toEqual([
-      't0=60.0', 't1=65.0', 't2=85.0', 'avg acc=70.0', 'forgetting=22.5', 'BWT=-22.5', 'img/s=800', 'peak MiB=3.00', 'state MiB=1.25',
+      'avg acc=70.0', 'forgetting=22.5', 'legacy forgetting=15.0', 'avg inc acc=78.0', 'BWT=-22.5', 't0=60.0', 't1=65.0', 't2=85.0', 'state MiB=1.25',
     ]);
+    expect(row!.cells.map((c) => c.task)).toEqual([undefined, undefined, undefined, undefined, undefined, 0, 1, 2, undefined]);
+    // --layout ctta: its online error per domain, as for CTTA runs.
+    const [ctta] = summarize(runs, { scenario: 'toy-ocl', layout: 'ctta' });
+    expect(ctta!.kind).toBe('ctta');
+    expect(ctta!.cells.map((c) => `${c.column}=${formatCell(c)}`)).toEqual(['clean=20.0', 'mean=20.0', 'img/s=800', 'peak MiB=3.00', 'state MiB=1.25']);
+    expect(summarize(runs, { scenario: 'toy', layout: 'auto' })).toEqual(summarize(runs, { scenario: 'toy', layout: 'ctta' }));
   });
 
   it('unknown scenario or method: an error naming the choices', async () => {
@@ -210,11 +217,13 @@ toy,ctta,source,2,41.0,1.4,30.0,0.0,23.0,4.2,31.3,1.9,1050,71,1.00,0.00,0.00,0.0
 toy,ctta,tent,2,30.5,0.7,21.0,1.4,10.0,0.0,20.5,0.7,550,71,2.00,0.00,0.50,0.00
 `;
 
-const OCL_MARKDOWN = `### toy-ocl: final accuracy (%) per task, mean over seeds
+const OCL_MARKDOWN = `### toy-ocl: accuracy-matrix metrics (%) and accuracy (%) per task after the last task, mean over seeds
 
-| method | seeds |   t0 |   t1 |   t2 | avg acc | forgetting |   BWT | img/s | peak MiB | state MiB |
-| :----- | ----: | ---: | ---: | ---: | ------: | ---------: | ----: | ----: | -------: | --------: |
-| er     |     1 | 60.0 | 65.0 | 85.0 |    70.0 |       22.5 | -22.5 |   800 |     3.00 |      1.25 |
+| method | seeds | avg acc | forgetting | legacy forgetting | avg inc acc |   BWT |   t0 |   t1 |   t2 | state MiB |
+| :----- | ----: | ------: | ---------: | ----------------: | ----------: | ----: | ---: | ---: | ---: | --------: |
+| er     |     1 |    70.0 |       22.5 |              15.0 |        78.0 | -22.5 | 60.0 | 65.0 | 85.0 |      1.25 |
+
+avg acc: final average accuracy over all tasks; forgetting: best earlier accuracy minus final, mean over all tasks but the last; legacy forgetting: as Mai et al.'s OCL code (used by OnPro, OCM) computes it, best over all evaluations minus final, mean over all tasks; avg inc acc: average incremental accuracy; BWT: final minus just-learned accuracy, mean over all tasks but the last.
 `;
 
 describe('merge', () => {

@@ -44,20 +44,45 @@ export interface MatrixMetrics {
   averageIncrementalAccuracy: number;
   /** mean over j < T-1 of max_{t<T-1} A[t][j] - A[T-1][j] (Chaudhry et al. 2018) */
   forgetting: number;
+  /**
+   * Forgetting as the OCL code of Mai et al. (online-continual-learning, experiment/metrics.py;
+   * OnPro and OCM reuse it) computes it, for comparison with their published numbers: mean over
+   * all T tasks of max_{t<=T-1} A[t][j] - A[T-1][j]. The last task's term is 0 unless it scored
+   * higher before it was trained on than after; taking the max over the final row too turns a
+   * task's negative forgetting into 0. With neither, it is (T-1)/T of `forgetting`.
+   */
+  legacyForgetting: number;
   /** mean over j < T-1 of A[T-1][j] - A[j][j] (Lopez-Paz & Ranzato 2017) */
   bwt: number;
 }
 
 export function matrixMetrics(A: number[][]): MatrixMetrics {
   const T = A.length;
-  if (T === 0) return { finalAverageAccuracy: 0, averageIncrementalAccuracy: 0, forgetting: 0, bwt: 0 };
+  if (T === 0) return { finalAverageAccuracy: 0, averageIncrementalAccuracy: 0, forgetting: 0, legacyForgetting: 0, bwt: 0 };
   const last = A[T - 1]!;
   const finalAverageAccuracy = mean(last.slice(0, T));
   const averageIncrementalAccuracy = mean(A.map((row, i) => mean(row.slice(0, i + 1))));
   const earlier = Array.from({ length: T - 1 }, (_, j) => j);
   const forgetting = earlier.length ? mean(earlier.map((j) => Math.max(...A.slice(0, T - 1).map((r) => r[j]!)) - last[j]!)) : 0;
+  const every = Array.from({ length: T }, (_, j) => j);
+  const legacyForgetting = mean(every.map((j) => Math.max(...A.map((r) => r[j]!)) - last[j]!));
   const bwt = earlier.length ? mean(earlier.map((j) => last[j]! - A[j]![j]!)) : 0;
-  return { finalAverageAccuracy, averageIncrementalAccuracy, forgetting, bwt };
+  return { finalAverageAccuracy, averageIncrementalAccuracy, forgetting, legacyForgetting, bwt };
+}
+
+/**
+ * Accuracy over the images of several held-out sets together, from [task, images, correct]
+ * counts: pooled over images (a task with more held-out images weighs more), as accuracy on the
+ * seen classes is; undefined when there are no images.
+ */
+export function pooledAccuracy(counts: readonly (readonly [number, number, number])[]): number | undefined {
+  let images = 0;
+  let correct = 0;
+  for (const [, n, c] of counts) {
+    images += n;
+    correct += c;
+  }
+  return images > 0 ? correct / images : undefined;
 }
 
 /** The predicted class of row `i` of [N, k] probabilities (row-major): the first largest column. */

@@ -16,8 +16,8 @@ export const RESULTS_FORMAT = 'ctta-results/1';
 // zod 4's z.number() already refuses NaN and ±Infinity (JSON would turn them into null).
 const num = z.number();
 const count = z.number().int().nonnegative();
-/** Diagnostic names become table columns and plot titles: keep them plain identifiers. */
-const DIAGNOSTIC_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Diagnostic and state part names become table columns and plot titles: keep them plain identifiers. */
+export const COLUMN_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const runHeaderShape = {
   type: z.literal('header'),
@@ -76,8 +76,14 @@ const batchRecordShape = {
    * as 0/1); finite numbers only. Absent for methods that report none, and in older files.
    */
   diagnostics: z
-    .record(z.string().regex(DIAGNOSTIC_NAME, 'a diagnostic name must be an identifier (letters, digits, _)'), num)
+    .record(z.string().regex(COLUMN_NAME, 'a diagnostic name must be an identifier (letters, digits, _)'), num)
     .optional(),
+  /**
+   * Anytime evaluation (scenario `heldOut.every`): after this batch, the held-out sets of the
+   * tasks seen so far (the current one included) were scored, [task index, images, correct] per
+   * task; their pooled accuracy is one evaluation point. Only on the batches it followed.
+   */
+  anytime: z.array(z.tuple([count, count, count])).optional(),
 };
 
 const runSummaryShape = {
@@ -97,10 +103,20 @@ const runSummaryShape = {
   finalAverageAccuracy: num.optional(),
   averageIncrementalAccuracy: num.optional(),
   forgetting: num.optional(),
+  /** Forgetting as Mai et al.'s OCL code computes it (eval/metrics.ts); absent in older files. */
+  legacyForgetting: num.optional(),
   bwt: num.optional(),
+  /** Mean over the anytime evaluation points of their pooled accuracy (scenario `heldOut.every`). */
+  averageAnytimeAccuracy: num.optional(),
   peakTensorBytes: num,
   /** Memory the method holds beyond the model (its own stateBytes()). */
   methodStateBytes: num,
+  /**
+   * The largest value of each part of the method's state over the run (its `stateParts()`,
+   * sampled after every batch), e.g. `{ buffer, optimizer }`; parts peak at different times,
+   * so they need not add up to `methodStateBytes`. Absent for methods that report no parts.
+   */
+  peakStateParts: z.record(z.string().regex(COLUMN_NAME, 'a state part name must be an identifier (letters, digits, _)'), z.number().nonnegative()).optional(),
   imagesPerSecond: num,
   seconds: num,
   /** Tensors alive after the run minus before it: must be 0. */

@@ -2,7 +2,9 @@
  * The prequential runner: for each batch, predict, score, then adapt (labels only for methods
  * that use them, and only after they predicted). Checks every prediction (method-output.ts),
  * logs every batch, writes the run's result file atomically, and checks that the run left no
- * tensor behind. What a method throws becomes one line naming it and the batch.
+ * tensor behind. Incremental scenarios score the held-out sets after each task (the accuracy
+ * matrix) and, with `heldOut.every`, those of the tasks seen so far every k batches (anytime).
+ * What a method throws becomes one line naming it and the batch.
  */
 import * as tf from '@tensorflow/tfjs';
 import { CttaError } from '../errors.js';
@@ -14,7 +16,7 @@ import { ResultWriter, runFile } from './result-writer.js';
 import { identityDifferences, type IdentityFields } from './run-identity.js';
 import { openRun, type RunSpec } from './run-setup.js';
 import { Scoreboard } from './scoring.js';
-import { endsTask, evaluateTasks, hasHeldOut } from './task-evaluation.js';
+import { countTasks, endsTask, hasHeldOut, isAnytimePoint, matrixRow, type TaskCount } from './task-evaluation.js';
 
 export interface RunProgress {
   batch: number;
@@ -67,8 +69,12 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
     if (o.out) writer = new ResultWriter(runFile(o.out, o.scenario.name, run.label, o.seed), header);
     const score = new Scoreboard(header.domains, stream.ordering.length);
     const heldOut = hasHeldOut(stream);
+    const every = heldOut ? o.scenario.heldOut?.every : undefined;
+    const allTasks = stream.ordering.tasks.map((_, t) => t);
+    const seenTasks = new Set<number>();
     const batches: BatchRecord[] = [];
     for await (const batch of stream.batches()) {
+      for (const t of batch.task) seenTasks.add(t);
       if (batch.reset) await method.reset();
       const x = batchTensor(batch);
       const t0 = performance.now();
@@ -95,10 +101,23 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
       score.sampleMemory();
       score.timed(t1 - t0 + (t3 - t2));
       x.dispose();
-      const record = score.record(batch, perDomain, t1 - t0, t3 - t2, method.diagnostics?.());
+      // Read before any held-out evaluation, so they describe this batch's predict + adapt only.
+      const diagnostics = method.diagnostics?.();
+      if (method.stateParts) score.sampleStateParts(await guarded(method.name, batch.index, 'stateParts', () => method.stateParts!()), method.name, batch.index);
+      // A task's end needs every task (a row of the matrix), an anytime point the tasks seen so
+      // far: when a batch is both, one pass over every task serves both.
+      const endOfTask = heldOut && endsTask(stream, batch.index);
+      const anytimePoint = isAnytimePoint(every, batch.index);
+      let counts: TaskCount[] = [];
+      if (endOfTask || anytimePoint) {
+        const tasks = endOfTask ? allTasks : [...seenTasks].sort((a, b) => a - b);
+        counts = await guarded(method.name, batch.index, 'evaluate', () => countTasks(method, labels, stream, o.scenario.batchSize, tasks));
+      }
+      if (endOfTask) score.accuracyMatrix.push(matrixRow(counts));
+      const anytime = anytimePoint ? score.anytime(counts.filter(([t]) => seenTasks.has(t))) : undefined;
+      const record = score.record(batch, perDomain, t1 - t0, t3 - t2, diagnostics, anytime);
       batches.push(record);
       writer?.batch(record);
-      if (heldOut && endsTask(stream, batch.index)) score.accuracyMatrix.push(await evaluateTasks(method, labels, stream, o.scenario.batchSize));
       o.onProgress?.({ batch: batch.index + 1, batches: stream.numBatches, ...score.progress });
       await yieldToEventLoop();
     }

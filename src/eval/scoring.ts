@@ -1,12 +1,14 @@
 /**
  * The score of one run, accumulated batch by batch: per-domain error, online error, calibration,
- * predictions, time and memory, and (incremental scenarios) the accuracy matrix. It turns into
- * the batch records and the summary of the result file.
+ * predictions, time and memory (the method's state parts included), and (incremental scenarios)
+ * the accuracy matrix and the anytime evaluation points. It turns into the batch records and the
+ * summary of the result file.
  */
 import * as tf from '@tensorflow/tfjs';
+import { CttaError } from '../errors.js';
 import type { StreamBatch } from '../streams/stream.js';
-import { CalibrationBins, matrixMetrics, mean, predictedClass } from './metrics.js';
-import type { BatchRecord, RunSummary } from './records.js';
+import { CalibrationBins, matrixMetrics, mean, pooledAccuracy, predictedClass } from './metrics.js';
+import { COLUMN_NAME, type BatchRecord, type RunSummary } from './records.js';
 
 export class Scoreboard {
   private readonly seen: Float64Array;
@@ -15,6 +17,9 @@ export class Scoreboard {
   /** Predicted dataset class per stream position (for determinism checks). */
   readonly predictions: Int32Array;
   readonly accuracyMatrix: number[][] = [];
+  /** Pooled accuracy on the seen tasks' held-out images at each anytime evaluation point. */
+  readonly anytimeAccuracy: number[] = [];
+  private readonly statePeaks = new Map<string, number>();
   private images = 0;
   private correctTotal = 0;
   private methodMs = 0;
@@ -68,8 +73,39 @@ export class Scoreboard {
     this.peakBytes = Math.max(this.peakBytes, tf.memory().numBytes);
   }
 
+  /**
+   * An anytime evaluation point from the seen tasks' [task, images, correct]; returns the counts
+   * for the batch record, or undefined when the seen tasks hold no held-out image (no point).
+   */
+  anytime(counts: [number, number, number][]): [number, number, number][] | undefined {
+    const accuracy = pooledAccuracy(counts);
+    if (accuracy === undefined) return undefined;
+    this.anytimeAccuracy.push(accuracy);
+    return counts;
+  }
+
+  /**
+   * Folds the method's `stateParts()` into each part's peak. Checked here, where the method and
+   * batch are known: a NaN or a bad name would otherwise only fail when the summary is written,
+   * after the whole run, naming neither.
+   */
+  sampleStateParts(parts: unknown, method: string, batch: number): void {
+    if (parts === undefined) return;
+    const bad = (what: string) =>
+      new CttaError(`method "${method}" returned ${what} from stateParts() at batch ${batch}`, {
+        fix: 'return an object of byte counts (finite numbers >= 0) named by identifiers, e.g. { buffer: 1024, optimizer: 512 }',
+        exitCode: 1,
+      });
+    if (parts === null || typeof parts !== 'object' || Array.isArray(parts)) throw bad(parts === null ? 'null' : Array.isArray(parts) ? 'an array' : typeof parts);
+    for (const [name, bytes] of Object.entries(parts)) {
+      if (!COLUMN_NAME.test(name)) throw bad(`a part named ${JSON.stringify(name)} (not an identifier)`);
+      if (typeof bytes !== 'number' || !Number.isFinite(bytes) || bytes < 0) throw bad(`${String(bytes)} bytes for part "${name}"`);
+      this.statePeaks.set(name, Math.max(this.statePeaks.get(name) ?? 0, bytes));
+    }
+  }
+
   /** The batch's record for the result file. */
-  record(batch: StreamBatch, perDomain: [number, number, number][], predictMs: number, adaptMs: number, diagnostics?: Record<string, number>): BatchRecord {
+  record(batch: StreamBatch, perDomain: [number, number, number][], predictMs: number, adaptMs: number, diagnostics?: Record<string, number>, anytime?: [number, number, number][]): BatchRecord {
     return {
       type: 'batch',
       i: batch.index,
@@ -82,6 +118,7 @@ export class Scoreboard {
       tensorBytes: tf.memory().numBytes,
       rss: process.memoryUsage.rss(),
       ...(diagnostics && Object.keys(diagnostics).length > 0 ? { diagnostics: { ...diagnostics } } : {}),
+      ...(anytime ? { anytime } : {}),
     };
   }
 
@@ -95,6 +132,9 @@ export class Scoreboard {
       if (this.seen[i]! > 0) errorPerDomain[name] = 1 - this.correct[i]! / this.seen[i]!;
     });
     const matrix = this.accuracyMatrix.length > 0 ? { accuracyMatrix: this.accuracyMatrix, ...matrixMetrics(this.accuracyMatrix) } : {};
+    // Both only when measured: the summaries of other runs stay as they were, field for field.
+    const anytime = this.anytimeAccuracy.length > 0 ? { averageAnytimeAccuracy: mean(this.anytimeAccuracy) } : {};
+    const parts = this.statePeaks.size > 0 ? { peakStateParts: Object.fromEntries(this.statePeaks) } : {};
     return {
       type: 'summary',
       n: this.images,
@@ -104,10 +144,12 @@ export class Scoreboard {
       ece: this.calibration.ece(),
       peakTensorBytes: this.peakBytes,
       methodStateBytes,
+      ...parts,
       imagesPerSecond: this.methodMs > 0 ? (this.images * 1000) / this.methodMs : 0,
       seconds: round(this.methodMs / 1000),
       leakedTensors,
       ...matrix,
+      ...anytime,
     };
   }
 }

@@ -8,6 +8,9 @@ import './vida.js';
 import './eata.js';
 import './sar.js';
 import './er.js';
+import './analytic/acil.js';
+import './analytic/aef-ocl.js';
+import './analytic/ds-al.js';
 import { sealBuiltInMethods } from './registry.js';
 
 // Plug-ins may add methods, not replace these.

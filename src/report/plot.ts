@@ -5,7 +5,8 @@
  * - online:  running error over the stream per method (mean over seeds), with a dashed rule and
  *            the domain's name where the stream enters a new domain;
  * - domains: grouped bars of the error per domain (final accuracy per task for OCL runs);
- * - matrix:  the OCL accuracy matrix as a heatmap, one panel per method;
+ * - matrix:  the OCL accuracy matrix as a heatmap, one panel per method (mean over seeds), the
+ *            tasks not yet trained on (j > i) greyed;
  * - diagnostics: one panel per per-batch diagnostic the methods reported, its value per batch
  *            (mean over seeds) over the stream, domain boundaries marked as in 'online'.
  */
@@ -235,9 +236,13 @@ function diagnosticLine(name: string, values: { value: number }[], methods: stri
 function domainsSpec(scenario: string, methods: string[], runs: FinishedRun[], spread: Spread): TopLevelSpec {
   const rows = summarize(runs, { scenario, methods });
   const kind = rows[0]!.kind;
-  // The domain (task) columns and the mean: everything before the resource columns.
-  const stop = rows[0]!.cells.findIndex((c) => c.column === (kind === 'ctta' ? 'img/s' : 'forgetting'));
-  const columns = rows[0]!.cells.slice(0, stop).map((c) => c.column);
+  // CTTA: the domain columns and their mean (everything before the resource columns); OCL: the
+  // final accuracy per task and their mean, the final average accuracy.
+  const cells = rows[0]!.cells;
+  const columns =
+    kind === 'ctta'
+      ? cells.slice(0, cells.findIndex((c) => c.column === 'img/s')).map((c) => c.column)
+      : [...cells.filter((c) => c.task !== undefined).map((c) => c.column), 'avg acc'];
   const values: { method: string; column: string; value: number; low: number | null; high: number | null }[] = [];
   for (const row of rows) {
     for (const cell of row.cells) {
@@ -278,8 +283,18 @@ function domainsSpec(scenario: string, methods: string[], runs: FinishedRun[], s
   } as unknown as TopLevelSpec;
 }
 
+/** Fill of the cells of tasks not yet trained on, and of their labels. */
+const UNSEEN_FILL = '#e6e6e6';
+const UNSEEN_TEXT = '#8c8c8c';
+
+/**
+ * One heatmap per method (x: task evaluated on, y: task trained on last), cell = A[i][j] in %,
+ * mean over the seeds, with its value. Cells j > i (a task not trained on yet) are grey: their
+ * accuracy is not learning but chance or a base model's prior, and colouring them like the
+ * rest would draw the eye to the wrong triangle.
+ */
 function matrixSpec(scenario: string, methods: string[], byMethod: FinishedRun[][]): TopLevelSpec {
-  const values: { method: string; after: string; on: string; accuracy: number; label: string }[] = [];
+  const values: { method: string; after: string; on: string; accuracy: number; label: string; seen: boolean }[] = [];
   let tasks: string[] = [];
   methods.forEach((method, m) => {
     const runs = byMethod[m]!.filter((r) => r.summary.accuracyMatrix !== undefined);
@@ -293,7 +308,7 @@ function matrixSpec(scenario: string, methods: string[], byMethod: FinishedRun[]
         const cells = matrices.map((a) => a[i]?.[j]).filter((v): v is number => typeof v === 'number');
         if (cells.length === 0) continue;
         const accuracy = describe(cells.map((v) => v * 100)).mean;
-        values.push({ method, after: names[i]!, on: names[j]!, accuracy, label: fixed(accuracy, 1) });
+        values.push({ method, after: names[i]!, on: names[j]!, accuracy, label: fixed(accuracy, 1), seen: j <= i });
       }
     }
   });
@@ -305,7 +320,7 @@ function matrixSpec(scenario: string, methods: string[], byMethod: FinishedRun[]
   const cell = Math.max(28, Math.min(48, Math.floor(360 / tasks.length)));
   return {
     $schema: SCHEMA,
-    title: `${scenario}: accuracy (%) per task, mean over seeds`,
+    title: `${scenario}: accuracy (%) on each task after each task, mean over seeds`,
     background: 'white',
     config: CONFIG,
     data: { values },
@@ -321,14 +336,28 @@ function matrixSpec(scenario: string, methods: string[], byMethod: FinishedRun[]
         {
           name: 'cells',
           mark: { type: 'rect' },
-          encoding: { color: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 100], scheme: 'blues' }, title: 'accuracy (%)' } },
+          encoding: {
+            color: {
+              condition: { test: '!datum.seen', value: UNSEEN_FILL },
+              field: 'accuracy',
+              type: 'quantitative',
+              scale: { domain: [0, 100], scheme: 'blues' },
+              title: 'accuracy (%)',
+            },
+          },
         },
         {
           name: 'labels',
           mark: { type: 'text', fontSize: 10 },
           encoding: {
             text: { field: 'label', type: 'nominal' },
-            color: { condition: { test: 'datum.accuracy > 60', value: 'white' }, value: 'black' },
+            color: {
+              condition: [
+                { test: '!datum.seen', value: UNSEEN_TEXT },
+                { test: 'datum.accuracy > 60', value: 'white' },
+              ],
+              value: 'black',
+            },
           },
         },
       ],

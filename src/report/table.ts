@@ -1,15 +1,19 @@
 /**
- * The papers' table from result files: one row per (scenario, method), one column per domain
- * (error %, mean over seeds) plus their mean, then throughput and memory. Online continual
- * learning runs (those with an accuracy matrix) get one column per task (final accuracy %) plus
- * final average accuracy, forgetting and BWT instead. The diagnostics table (summarizeDiagnostics)
- * has one column per per-batch diagnostic the methods reported, with the same rows and formats.
+ * The papers' table from result files: one row per (scenario, method or variant label), one
+ * column per domain (error %, mean over seeds) plus their mean, then throughput and memory.
+ * Online continual learning runs (those with an accuracy matrix) get the OCL layout instead:
+ * final average accuracy, forgetting (ours and the legacy one), average incremental accuracy,
+ * BWT, anytime accuracy when measured, the accuracy on each task after the last task, and the
+ * method's state. Methods that report state parts get a column per part's peak in both. The
+ * diagnostics table (summarizeDiagnostics) has one column per per-batch diagnostic the methods
+ * reported, with the same rows and formats.
  *
  * Everything here is a pure function of the runs, with fixed decimals and code-unit ordering, so
  * the same files give byte-identical tables on any machine, sharded or not.
  */
 import { stringify } from 'csv-stringify/sync';
 import { CttaError } from '../errors.js';
+import { matrixMetrics, type MatrixMetrics } from '../eval/metrics.js';
 import { compareStrings, runName, type FinishedRun } from './results.js';
 
 /** A column's value over seeds. */
@@ -29,14 +33,17 @@ export interface TableCell {
   stat: Stat | null;
   /** Fixed decimals: 1 for %, 2 for MiB, 0 for images/s. */
   decimals: number;
+  /** OCL layout: the task whose accuracy after the last task the column holds (plots pick these). */
+  task?: number;
 }
 
 export interface TableRow {
   scenario: string;
   method: string;
   /**
-   * 'ctta': cells are error % per domain; 'ocl': final accuracy % per task; 'diagnostics':
-   * batches, then each per-batch diagnostic's mean over the run.
+   * 'ctta': cells are error % per domain; 'ocl': the accuracy-matrix metrics, then accuracy %
+   * per task after the last task; 'diagnostics': batches, then each per-batch diagnostic's mean
+   * over the run.
    */
   kind: 'ctta' | 'ocl' | 'diagnostics';
   seeds: number[];
@@ -48,7 +55,17 @@ export interface SummarizeOptions {
   scenario?: string;
   /** Only these methods, in this order (default: all, `source` first, then alphabetical). */
   methods?: string[];
+  /** Columns of `summarize`'s rows; see TableLayout (default 'auto'). */
+  layout?: TableLayout;
 }
+
+/**
+ * 'ctta': error per domain (the CTTA papers' table); 'ocl': the accuracy-matrix metrics and
+ * accuracy per task (online continual learning); 'auto': 'ocl' for a scenario whose runs have an
+ * accuracy matrix (held-out task evaluations), 'ctta' otherwise.
+ */
+export type TableLayout = 'auto' | 'ctta' | 'ocl';
+export const TABLE_LAYOUTS: readonly TableLayout[] = ['auto', 'ctta', 'ocl'];
 
 /** What "±" shows: 'auto' = std for 2 seeds, 95% CI half-width for 3 or more. */
 export type Spread = 'auto' | 'std' | 'ci95' | 'none';
@@ -82,7 +99,77 @@ export function describe(values: number[]): Stat {
 
 /** Rows of the papers' table; see the file comment. */
 export function summarize(runs: FinishedRun[], options: SummarizeOptions = {}): TableRow[] {
-  return groupRuns(runs, options).flatMap(({ scenario, groups }) => groups.map(({ method, runs }) => summarizeGroup(scenario, method, runs)));
+  return groupRuns(runs, options).flatMap(({ scenario, groups }) => {
+    // Columns are decided per scenario, so that all its rows print as one table.
+    const ofScenario = groups.flatMap((g) => g.runs);
+    const layout = chooseLayout(scenario, ofScenario, options.layout ?? 'auto');
+    const parts = statePartNames(ofScenario);
+    if (layout === 'ctta') return groups.map(({ method, runs }) => cttaRow(scenario, method, runs, parts));
+    const columns: OclColumns = { tasks: taskColumns(ofScenario, parts), anytime: ofScenario.some((r) => r.summary.averageAnytimeAccuracy !== undefined), parts };
+    return groups.map(({ method, runs }) => oclRow(scenario, method, runs, columns));
+  });
+}
+
+/** The layout of one scenario's table; 'ocl' needs every run to have an accuracy matrix. */
+function chooseLayout(scenario: string, runs: FinishedRun[], wanted: TableLayout): 'ctta' | 'ocl' {
+  if (wanted === 'ctta') return 'ctta';
+  const withMatrix = runs.find((r) => r.summary.accuracyMatrix !== undefined);
+  if (!withMatrix) {
+    if (wanted === 'auto') return 'ctta';
+    throw new CttaError(`the runs of scenario ${scenario} have no accuracy matrix (no held-out task evaluations), so there is no OCL table`, {
+      fix: 'use --layout ctta (error per domain), or run a scenario with an incremental ordering and "heldOut"',
+    });
+  }
+  const without = runs.find((r) => r.summary.accuracyMatrix === undefined);
+  if (without) {
+    throw new CttaError(`${withMatrix.file} has an accuracy matrix and ${without.file} has none, for the same scenario`, {
+      fix: 'delete the runs written by the older ctta and re-run them (or --layout ctta: error per domain for all of them)',
+    });
+  }
+  return 'ocl';
+}
+
+/** Names of the state parts the runs report, sorted (code units: the same on every machine). */
+function statePartNames(runs: FinishedRun[]): string[] {
+  return [...new Set(runs.flatMap((r) => Object.keys(r.summary.peakStateParts ?? {})))].sort(compareStrings);
+}
+
+const partColumn = (part: string) => `${part} peak MiB`;
+
+/** The metric columns of the OCL layout, in order, with the summary field each shows. */
+const OCL_METRICS: readonly (readonly [string, keyof MatrixMetrics])[] = [
+  ['avg acc', 'finalAverageAccuracy'],
+  ['forgetting', 'forgetting'],
+  ['legacy forgetting', 'legacyForgetting'],
+  ['avg inc acc', 'averageIncrementalAccuracy'],
+  ['BWT', 'bwt'],
+];
+const ANYTIME_COLUMN = 'anytime acc';
+
+interface OclColumns {
+  /** Column name per task, in task order. */
+  tasks: string[];
+  /** Whether some run measured anytime accuracy (the column is shown). */
+  anytime: boolean;
+  parts: string[];
+}
+
+/**
+ * One column per task of the longest matrix, named after the task; a name that another column
+ * already has (a task called "BWT") gets a "task " prefix, so CSV columns stay unambiguous.
+ */
+function taskColumns(runs: FinishedRun[], parts: string[]): string[] {
+  const header = runs[0]!.header;
+  const count = Math.max(header.tasks.length, ...runs.map((r) => r.summary.accuracyMatrix!.length));
+  const taken = new Set<string>([...OCL_METRICS.map(([c]) => c), ANYTIME_COLUMN, 'state MiB', ...parts.map(partColumn)]);
+  const names: string[] = [];
+  for (let j = 0; j < count; j++) {
+    let name = header.tasks[j] ?? `task ${j}`;
+    while (taken.has(name)) name = `task ${name}`;
+    taken.add(name);
+    names.push(name);
+  }
+  return names;
 }
 
 /**
@@ -182,43 +269,53 @@ function checkSameScenario(runs: FinishedRun[]): void {
   }
 }
 
-function summarizeGroup(scenario: string, method: string, runs: FinishedRun[]): TableRow {
-  const ocl = runs.map((r) => r.summary.accuracyMatrix !== undefined);
-  if (ocl.some((v) => v !== ocl[0])) {
-    const a = runs[ocl.indexOf(true)]!.file;
-    const b = runs[ocl.indexOf(false)]!.file;
-    throw new CttaError(`${a} has an accuracy matrix and ${b} has none, for the same scenario and method`, {
-      fix: 'delete the runs written by the older ctta and re-run them',
-    });
-  }
-  const kind = ocl[0] ? 'ocl' : 'ctta';
+/** A column's value over a group's seeds; null (printed "-") when some seed lacks it. */
+function cellOf(runs: FinishedRun[], column: string, decimals: number, value: (r: FinishedRun) => number | undefined): TableCell {
+  const values = runs.map(value);
+  const ok = values.every((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  return { column, decimals, stat: ok ? describe(values) : null };
+}
+
+const pct = (v: number | undefined) => (v === undefined ? undefined : v * 100);
+
+/** The method's memory: state at the end of the run, then each part's peak. */
+function stateCells(runs: FinishedRun[], parts: string[]): TableCell[] {
+  return [
+    cellOf(runs, 'state MiB', 2, (r) => r.summary.methodStateBytes / MIB),
+    ...parts.map((p) => cellOf(runs, partColumn(p), 2, (r) => {
+      const bytes = r.summary.peakStateParts?.[p];
+      return bytes === undefined ? undefined : bytes / MIB;
+    })),
+  ];
+}
+
+function cttaRow(scenario: string, method: string, runs: FinishedRun[], parts: string[]): TableRow {
   const header = runs[0]!.header;
-  const cell = (column: string, decimals: number, value: (r: FinishedRun) => number | undefined): TableCell => {
-    const values = runs.map(value);
-    const ok = values.every((v): v is number => typeof v === 'number' && Number.isFinite(v));
-    return { column, decimals, stat: ok ? describe(values) : null };
-  };
-  const pct = (v: number | undefined) => (v === undefined ? undefined : v * 100);
   const cells: TableCell[] = [];
-  if (kind === 'ctta') {
-    for (const d of header.domains) cells.push(cell(d, 1, (r) => pct(r.summary.errorPerDomain[d])));
-    cells.push(cell('mean', 1, (r) => pct(r.summary.meanError)));
-  } else {
-    const tasks = Math.max(header.tasks.length, ...runs.map((r) => r.summary.accuracyMatrix!.length));
-    for (let j = 0; j < tasks; j++) {
-      cells.push(cell(header.tasks[j] ?? `task ${j}`, 1, (r) => {
-        const a = r.summary.accuracyMatrix!;
-        return pct(a[a.length - 1]?.[j]);
-      }));
-    }
-    cells.push(cell('avg acc', 1, (r) => pct(r.summary.finalAverageAccuracy)));
-    cells.push(cell('forgetting', 1, (r) => pct(r.summary.forgetting)));
-    cells.push(cell('BWT', 1, (r) => pct(r.summary.bwt)));
-  }
-  cells.push(cell('img/s', 0, (r) => r.summary.imagesPerSecond));
-  cells.push(cell('peak MiB', 2, (r) => r.summary.peakTensorBytes / MIB));
-  cells.push(cell('state MiB', 2, (r) => r.summary.methodStateBytes / MIB));
-  return { scenario, method, kind, seeds: runs.map((r) => r.header.seed), cells };
+  for (const d of header.domains) cells.push(cellOf(runs, d, 1, (r) => pct(r.summary.errorPerDomain[d])));
+  cells.push(cellOf(runs, 'mean', 1, (r) => pct(r.summary.meanError)));
+  cells.push(cellOf(runs, 'img/s', 0, (r) => r.summary.imagesPerSecond));
+  cells.push(cellOf(runs, 'peak MiB', 2, (r) => r.summary.peakTensorBytes / MIB));
+  cells.push(...stateCells(runs, parts));
+  return { scenario, method, kind: 'ctta', seeds: runs.map((r) => r.header.seed), cells };
+}
+
+function oclRow(scenario: string, method: string, runs: FinishedRun[], columns: OclColumns): TableRow {
+  // Files written before a metric existed (legacyForgetting) get it from their matrix, by the
+  // same function the runner uses.
+  const metrics = new Map(runs.map((r) => [r, matrixMetrics(r.summary.accuracyMatrix!)]));
+  const metric = (r: FinishedRun, key: keyof MatrixMetrics) => r.summary[key] ?? metrics.get(r)![key];
+  const cells: TableCell[] = OCL_METRICS.map(([column, key]) => cellOf(runs, column, 1, (r) => pct(metric(r, key))));
+  if (columns.anytime) cells.push(cellOf(runs, ANYTIME_COLUMN, 1, (r) => pct(r.summary.averageAnytimeAccuracy)));
+  columns.tasks.forEach((column, j) => {
+    const cell = cellOf(runs, column, 1, (r) => {
+      const a = r.summary.accuracyMatrix!;
+      return pct(a[a.length - 1]?.[j]);
+    });
+    cells.push({ ...cell, task: j });
+  });
+  cells.push(...stateCells(runs, columns.parts));
+  return { scenario, method, kind: 'ocl', seeds: runs.map((r) => r.header.seed), cells };
 }
 
 /** Fixed decimals, and never "-0.0" (a tiny negative BWT would print differently from +0). */
@@ -265,6 +362,19 @@ function spreadNote(rows: TableRow[], spread: Spread): string | null {
   return two ? '± is the standard deviation over seeds.' : '± is the half-width of the 95% Student-t confidence interval over seeds.';
 }
 
+/** What the OCL columns mean (their names are short to keep the table narrow). */
+function oclLegend(row: TableRow): string {
+  const anytime = row.cells.some((c) => c.column === ANYTIME_COLUMN);
+  return [
+    'avg acc: final average accuracy over all tasks',
+    'forgetting: best earlier accuracy minus final, mean over all tasks but the last',
+    "legacy forgetting: as Mai et al.'s OCL code (used by OnPro, OCM) computes it, best over all evaluations minus final, mean over all tasks",
+    'avg inc acc: average incremental accuracy',
+    'BWT: final minus just-learned accuracy, mean over all tasks but the last',
+    ...(anytime ? ["anytime acc: accuracy on the held-out images of the tasks seen so far every heldOut.every batches, mean over the stream"] : []),
+  ].join('; ') + '.';
+}
+
 function escapeMd(s: string): string {
   return s.replace(/\|/g, '\\|');
 }
@@ -275,13 +385,14 @@ export function formatMarkdown(rows: TableRow[], options: { spread?: Spread } = 
   const parts: string[] = [];
   for (const group of tables(rows)) {
     const first = group[0]!;
-    const what = { ctta: 'error (%) per domain', ocl: 'final accuracy (%) per task', diagnostics: 'diagnostics, mean per batch over the run' }[first.kind];
+    const what = { ctta: 'error (%) per domain', ocl: 'accuracy-matrix metrics (%) and accuracy (%) per task after the last task', diagnostics: 'diagnostics, mean per batch over the run' }[first.kind];
     const head = ['method', 'seeds', ...first.cells.map((c) => escapeMd(c.column))];
     const body = group.map((r) => [escapeMd(r.method), String(r.seeds.length), ...r.cells.map((c) => formatCell(c, spread))]);
     const widths = head.map((h, k) => Math.max(3, h.length, ...body.map((b) => b[k]!.length)));
     const line = (cells: string[]) => `| ${cells.map((c, k) => (k === 0 ? c.padEnd(widths[k]!) : c.padStart(widths[k]!))).join(' | ')} |`;
     const rule = `| ${widths.map((w, k) => (k === 0 ? ':' + '-'.repeat(w - 1) : '-'.repeat(w - 1) + ':')).join(' | ')} |`;
     const lines = [`### ${escapeMd(first.scenario)}: ${what}, mean over seeds`, '', line(head), rule, ...body.map(line)];
+    if (first.kind === 'ocl') lines.push('', oclLegend(first));
     const note = spreadNote(group, spread);
     if (note) lines.push('', note);
     parts.push(lines.join('\n') + '\n');

@@ -15,7 +15,8 @@
  *                 adapt(x) without labels works (the others); a returned prediction never changes
  *  evaluate       evaluate() changes nothing: weights, stateBytes, diagnostics, later predictions
  *  stateBytes     stateBytes() - hostStateBytes() = the tensor bytes the method holds beyond the
- *                 model, measured with tf.memory() after init + 3 batches (within max(64 bytes, 0.5%))
+ *                 model, measured with tf.memory() after init + 3 batches (within max(64 bytes, 0.5%));
+ *                 stateParts(), when given, are named non-negative parts adding up to at most it
  *  diagnostics    diagnostics() is undefined or an object of finite numbers
  *  error          the method threw (the checks after that point did not run)
  *
@@ -260,7 +261,15 @@ export async function checkMethod(name: string, options: Record<string, unknown>
         const reported = method.stateBytes() - host;
         if (!(host >= 0 && reported >= 0)) fail('stateBytes', `hostStateBytes() = ${host} is not within stateBytes() = ${method.stateBytes()}`, 'host');
         if (!(Math.abs(measured - reported) <= Math.max(64, 0.005 * Math.max(measured, reported)))) {
-          fail('stateBytes', `stateBytes() - hostStateBytes() = ${reported} but the method holds ${measured} bytes of tensors beyond the model (after init + 3 batches)`);
+          fail('stateBytes', `stateBytes()${host ? ' - hostStateBytes()' : ''} = ${reported} but the method holds ${measured} bytes of tensors beyond the model (after init + 3 batches)`);
+        }
+        // stateParts() splits stateBytes() by what holds it (table columns): named parts of it.
+        const parts = method.stateParts?.();
+        if (parts) {
+          const bad = Object.entries(parts).find(([k, v]) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || !(Number.isFinite(v) && v >= 0));
+          if (bad) fail('stateBytes', `stateParts() has ${bad[0]} = ${bad[1]} (parts are identifier names with bytes >= 0)`, 'parts');
+          const sum = Object.values(parts).reduce((a, b) => a + b, 0);
+          if (sum > method.stateBytes()) fail('stateBytes', `stateParts() add up to ${sum}, more than stateBytes() = ${method.stateBytes()}`, 'parts sum');
         }
       }
       if (b === TWIN_BATCHES - 1) m.atTwinEnd = weights(ctx.network);

@@ -23,25 +23,35 @@ const OPTIONS: Record<string, Record<string, unknown>> = {
   vida: { views: 2 },
   // Fisher information from 64 clean images (in batches of 32) instead of 2000.
   eata: { fisherSize: 64, fisherBatchSize: 32 },
+  // A smaller random buffer layer (R is 8 d^2 bytes): the contract does not depend on its width.
+  acil: { bufferSize: 512 },
+  'aef-ocl': { bufferSize: 512 },
+  'ds-al': { bufferSize: 512 },
 };
 
 const names = listMethods().map((d) => d.name);
 
 /**
  * Option sets that take code paths the defaults do not (each checked as well): BN's EMA target
- * statistics (a source snapshot and its restore), and the episodic resets of TENT and SAR.
+ * statistics (a source snapshot and its restore), the episodic resets of TENT and SAR, and the
+ * online continual-learning methods' alternatives.
  */
 const VARIANTS: [string, Record<string, unknown>][] = [
   ['bn', { ema: 0.1 }],
   ['tent', { episodic: true }],
   ['sar', { episodic: true }],
+  // ER's other readings: Mammoth's concatenated batch with Mai's batched memory; a class-balanced
+  // memory with Adam and weight decay. AEF-OCL balancing before every prediction.
+  ['er', { memorySize: 40, combine: 'concat', policy: 'batched' }],
+  ['er', { memorySize: 40, policy: 'class-balanced', optimizer: 'adam', lr: 1e-3, weightDecay: 1e-4 }],
+  ['aef-ocl', { balance: 'per-batch' }],
 ];
 
 beforeAll(useWasm);
 
 describe('the method contract', () => {
   it('covers the built-in methods and the example plug-ins', () => {
-    expect(names).toEqual(expect.arrayContaining(['source', 'bn', 'tent', 'lame', 'cotta', 'vida', 'eata', 'sar', ...plugins]));
+    expect(names).toEqual(expect.arrayContaining(['source', 'bn', 'tent', 'lame', 'cotta', 'vida', 'eata', 'sar', 'er', 'acil', 'aef-ocl', 'ds-al', ...plugins]));
     expect(plugins.length).toBeGreaterThan(0);
   });
 

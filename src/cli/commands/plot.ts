@@ -12,7 +12,7 @@ export function plotCommand(): Command {
     .description("plot result files: online error over the stream, error per domain, the OCL accuracy matrix, or the methods' per-batch diagnostics")
     .argument('<dir>', 'results directory (the --out of ctta run)')
     .requiredOption('--out <file>', 'FILE.svg or FILE.png (FILE.json: the Vega-Lite spec, to restyle it)', outOption)
-    .option('--kind <kind>', 'online | domains | matrix | diagnostics (one panel per diagnostic, value per batch, mean over seeds)', choiceOption('--kind', PLOT_KINDS), 'online')
+    .option('--kind <kind>', 'online | domains | matrix (OCL accuracy matrix heatmap, one panel per method, tasks not yet trained on greyed) | diagnostics (one panel per diagnostic, value per batch, mean over seeds)', choiceOption('--kind', PLOT_KINDS), 'online')
     .option('--scenario <name>', 'the scenario to plot (needed when the results hold several)')
     .option('--methods <list>', 'only these methods, in this order, comma-separated (default: all, source first)', listOption('--methods'))
     .addHelpText('after', `

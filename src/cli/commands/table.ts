@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { CttaError } from '../../errors.js';
 import { readResults, type FinishedRun } from '../../report/results.js';
-import { DIAGNOSTIC_METHODS, formatCsv, formatMarkdown, summarize, summarizeDiagnostics, type Spread } from '../../report/table.js';
+import { DIAGNOSTIC_METHODS, formatCsv, formatMarkdown, summarize, summarizeDiagnostics, TABLE_LAYOUTS, type Spread } from '../../report/table.js';
 import { checkOutputFile, writeFileAtomic } from '../../util/output-dir.js';
 import { choiceOption } from '../parse.js';
 
@@ -10,27 +10,33 @@ const SPREADS: readonly Spread[] = ['auto', 'std', 'ci95', 'none'];
 
 export function tableCommand(): Command {
   return new Command('table')
-    .description("the papers' table from result files: error (%) per domain and their mean over seeds, throughput, memory")
+    .description("the papers' table from result files: error (%) per domain and their mean over seeds, throughput, memory; for online continual learning runs, accuracy-matrix metrics and accuracy per task")
     .argument('<dir>', 'results directory (the --out of ctta run)')
     .option('--scenario <name>', 'only this scenario (default: every scenario, one table each)')
     .option('--methods <list>', 'only these methods, in this order, comma-separated (default: all, source first)', listOption('--methods'))
     .option('--format <fmt>', "md | csv (default: csv if --out ends in .csv, else md)", choiceOption('--format', FORMATS))
     .option('--spread <what>', '"±" shows: auto (std for 2 seeds, 95% t-interval for 3+) | std | ci95 | none', choiceOption('--spread', SPREADS), 'auto')
     .option('--out <file>', 'write the table to this file instead of printing it')
+    .option('--layout <layout>', 'auto (ocl for scenarios whose runs have an accuracy matrix, else ctta) | ctta (error per domain) | ocl (avg acc, forgetting, legacy forgetting, avg inc acc, BWT, anytime acc, accuracy per task, state)', choiceOption('--layout', TABLE_LAYOUTS), 'auto')
     .option('--diagnostics', "instead: the methods' per-batch diagnostics (e.g. EATA selected), mean per batch over the run, then over seeds")
     .addHelpText('after', `
 Examples:
   ctta table results/                                  # markdown, every scenario
   ctta table results/ --scenario fmnist-c-continual --methods source,bn,tent
   ctta table results/ --format csv --out table.csv
-  ctta table results/ --diagnostics --methods eata,sar # one column per diagnostic, plus batches`)
+  ctta table results/ --diagnostics --methods eata,sar # one column per diagnostic, plus batches
+  ctta table results/ --scenario fmnist-class-incremental            # OCL layout (chosen automatically)
+  ctta table results/ --scenario fmnist-class-incremental --layout ctta # its online error per domain instead`)
     .action(async (dir: string, o) => {
       // A bad --out (a file in the path, a folder, /proc, read-only) fails before any work.
       if (o.out) checkOutputFile(o.out);
+      if (o.diagnostics && o.layout !== 'auto') {
+        throw new CttaError('--layout chooses the columns of the main table; --diagnostics has its own', { fix: 'drop one of them' });
+      }
       const runs = await readResults(dir);
       requireRuns(runs, dir);
       const filter = { scenario: o.scenario, methods: o.methods };
-      const rows = o.diagnostics ? summarizeDiagnostics(runs, filter) : summarize(runs, filter);
+      const rows = o.diagnostics ? summarizeDiagnostics(runs, filter) : summarize(runs, { ...filter, layout: o.layout });
       if (o.diagnostics && rows.length === 0) {
         const scope = [o.scenario && `scenario ${o.scenario}`, o.methods && `methods ${o.methods.join(', ')}`].filter(Boolean).join(', ');
         throw new CttaError(`no diagnostics recorded in ${dir}${scope ? ` (${scope})` : ''}`, {
