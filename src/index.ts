@@ -72,6 +72,12 @@ export type { LabelledBatch, LearnerOptimizer } from './methods/base/online-lear
 export { ReplayBuffer } from './methods/replay/replay-buffer.js';
 export type { ReplayBufferOptions, ReplayPolicy, ReplaySample } from './methods/replay/replay-buffer.js';
 export { ErMethod, crossEntropy } from './methods/er.js';
+export { OnProMethod, onproOptions } from './methods/onpro/onpro.js';
+export { opeLoss, prototypeCentres } from './methods/onpro/ope.js';
+export { allocatePairs, planApf, mixImages, mixupCrossEntropy } from './methods/onpro/apf.js';
+export { supConLoss, supervisedNtXent } from './methods/onpro/instance-loss.js';
+export { onproAugment } from './methods/onpro/augment.js';
+export { rotationVariants } from './methods/onpro/rotations.js';
 export { AnalyticMethod, analyticOptionShape } from './methods/analytic/analytic-method.js';
 export type { AnalyticBatch, AnalyticOptions, ScoreCall } from './methods/analytic/analytic-method.js';
 export { AcilMethod, acilOptions } from './methods/analytic/acil.js';

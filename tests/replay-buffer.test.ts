@@ -91,6 +91,21 @@ describe('replay buffer', () => {
     expect(() => b.update(new Uint8Array(3), [1, 2])).toThrow(/3 bytes of images for 2 labels/);
   });
 
+  it('gather: the images of given slots in the order given (repeats allowed), only filled slots', () => {
+    const b = new ReplayBuffer({ capacity: 6, imageBytes: 2, rng: Rng.derive(0, 'gather') });
+    // Image of item k: bytes (10 k, 10 k + 1), so a mixed-up byte order would show.
+    b.update(Uint8Array.from([0, 1, 10, 11, 20, 21, 30, 31]), [0, 1, 2, 3]);
+    expect(Array.from(b.gather([2, 0, 2]))).toEqual([20, 21, 0, 1, 20, 21]);
+    expect(b.gather([]).length).toBe(0);
+    // It agrees with what sample() returns for the same slots.
+    const s = b.sample(3);
+    expect(Array.from(b.gather(s.slots))).toEqual(Array.from(s.images));
+    // Slots 4 and 5 exist but hold nothing yet.
+    expect(() => b.gather([4])).toThrow(/slot 4 is not one of the 4 filled slots/);
+    expect(() => b.gather([-1])).toThrow(/slot -1/);
+    expect(() => b.gather([1.5])).toThrow(/slot 1.5/);
+  });
+
   it('is a pure function of its seed', () => {
     const a = feed('reservoir', 5, chunks(range(0, 100), 10), 7);
     const b = feed('reservoir', 5, chunks(range(0, 100), 10), 7);

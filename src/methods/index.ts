@@ -11,6 +11,7 @@ import './er.js';
 import './analytic/acil.js';
 import './analytic/aef-ocl.js';
 import './analytic/ds-al.js';
+import './onpro/onpro.js';
 import { sealBuiltInMethods } from './registry.js';
 
 // Plug-ins may add methods, not replace these.

@@ -19,7 +19,7 @@
  *    by `reset`; weight decay as L2 added to the gradients (PyTorch's `weight_decay` of SGD/Adam).
  *
  * A subclass gives `optimizer()` and `learn(batch)`, which calls `this.step(loss)` once per
- * optimiser step; `trainable()` defaults to every trainable weight of the network.
+ * optimiser step (or sums `this.gradients(loss)` of several passes and calls `applyGradients`); `trainable()` defaults to every trainable weight of the network.
  */
 import * as tf from '@tensorflow/tfjs';
 import { CttaError } from '../../errors.js';
@@ -116,31 +116,58 @@ export abstract class OnlineLearner<O extends Record<string, unknown> = Record<s
    * training mode; returns the loss value.
    */
   protected step(loss: () => tf.Scalar): number {
+    const { value, grads } = this.gradients(loss);
+    try {
+      this.applyGradients(grads);
+    } finally {
+      tf.dispose(Object.values(grads));
+    }
+    return value;
+  }
+
+  /**
+   * The gradients of `loss` with respect to the trained variables (keyed by variable name; the
+   * caller disposes them), from one forward and backward pass with BatchNorm in training mode
+   * (the pass folds its batch statistics into the running ones). A method whose step sums
+   * several passes (OnPro) calls it once per pass, so one pass's activations are held at a time.
+   */
+  protected gradients(loss: () => tf.Scalar): { value: number; grads: tf.NamedTensorMap } {
     this.network.setNormStatistics('batch', { momentum: BN_MOMENTUM });
-    let value: number;
     try {
       const { value: v, grads } = tf.variableGrads(loss, this.params);
-      value = v.dataSync()[0]!;
+      const value = v.dataSync()[0]!;
       v.dispose();
-      const decay = this.optimizer().weightDecay ?? 0;
-      if (decay > 0) {
-        for (const p of this.params) {
-          const g = grads[p.name];
-          if (!g) continue;
-          grads[p.name] = tf.tidy(() => g.add(p.mul(decay)));
-          g.dispose();
-        }
+      if (!Number.isFinite(value)) {
+        tf.dispose(Object.values(grads));
+        throw new CttaError(`${this.name}: the training loss is ${value}`, { fix: `lower the learning rate (--set ${this.name}.lr=...)` });
       }
-      this.optimizerState ??= createOptimizer(this.optimizer().kind, this.optimizer());
-      this.optimizerState.applyGradients(grads);
-      tf.dispose(Object.values(grads));
+      return { value, grads };
     } finally {
       this.network.setNormStatistics('running');
     }
-    if (!Number.isFinite(value)) {
-      throw new CttaError(`${this.name}: the training loss is ${value}`, { fix: 'lower the learning rate (--set <method>.lr=...)' });
+  }
+
+  /** One optimiser update with `grads` (not disposed here), weight decay added as L2. */
+  protected applyGradients(grads: tf.NamedTensorMap): void {
+    const spec = this.optimizer();
+    const decay = spec.weightDecay ?? 0;
+    const decayed: tf.Tensor[] = [];
+    const update: tf.NamedTensorMap = { ...grads };
+    if (decay > 0) {
+      for (const p of this.params) {
+        const g = grads[p.name];
+        if (!g) continue;
+        const d = tf.tidy(() => g.add(p.mul(decay)));
+        decayed.push(d);
+        update[p.name] = d;
+      }
     }
-    return value;
+    try {
+      this.optimizerState ??= createOptimizer(spec.kind, spec);
+      this.optimizerState.applyGradients(update);
+    } finally {
+      tf.dispose(decayed);
+    }
   }
 
   /** The stream batch as the memory stores it: uint8 pixels (the stream's values are k/255). */

@@ -116,6 +116,22 @@ export class ReplayBuffer {
     return { images, labels, slots };
   }
 
+  /**
+   * The images of `slots` back to back (uint8), in the order given; a slot may appear more than
+   * once. For methods that pick slots themselves (OnPro's class-pair mixup draws per class, with
+   * replacement, from `storedLabels()`); `sample` stays the way to draw a uniform batch.
+   */
+  gather(slots: ArrayLike<number>): Uint8Array {
+    const out = new Uint8Array(slots.length * this.imageBytes);
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i]!;
+      // Slots past `size` hold stale or empty bytes: reading them would replay data that is gone.
+      if (!(Number.isInteger(s) && s >= 0 && s < this.filled)) throw new RangeError(`replay gather: slot ${s} is not one of the ${this.filled} filled slots`);
+      out.set(this.images.subarray(s * this.imageBytes, (s + 1) * this.imageBytes), i * this.imageBytes);
+    }
+    return out;
+  }
+
   /** Labels of the stored images, slot order (for tests and diagnostics). */
   storedLabels(): Int32Array {
     return this.labels.slice(0, this.filled);
