@@ -11,7 +11,7 @@ import { applyAugment, onproAugment, sampleAugmentParams, type AugmentParams } f
 import { allocatePairs, mixImages, mixupCrossEntropy, planApf, planBaseMixup, planPairMixup, type PairCount } from '../src/methods/onpro/apf.js';
 import { drawFeatureOffset, instanceSimilarity, supConLoss, supervisedNtXent } from '../src/methods/onpro/instance-loss.js';
 import { opeLoss, prototypeCentres } from '../src/methods/onpro/ope.js';
-import { drawBeta, drawGamma } from '../src/methods/onpro/random.js';
+import { drawBeta, drawGamma } from '../src/util/gamma.js';
 import { rotationLabels, rotationVariants } from '../src/methods/onpro/rotations.js';
 import { roundHalfEven } from '../src/methods/onpro/round-half-even.js';
 import { Rng } from '../src/util/rng.js';

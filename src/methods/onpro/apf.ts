@@ -24,7 +24,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../../util/rng.js';
-import { drawBeta } from './random.js';
+import { drawBeta } from '../../util/gamma.js';
 import { roundHalfEven } from './round-half-even.js';
 
 /** How many mixed samples class pair (a, b), a < b, gets. */

@@ -7,29 +7,13 @@
  * purpose do not depend on how many draws another purpose made, so e.g. the image subset of a
  * seed stays the same whichever ordering or Dirichlet concentration is chosen.
  */
+import { drawLogGamma } from '../../util/gamma.js';
 import { Rng } from '../../util/rng.js';
 
 export class SeededRng extends Rng {
-  /**
-   * log of a Gamma(shape, 1) draw. Marsaglia & Tsang (2000) for shape >= 1; for shape < 1 the
-   * boost Gamma(a) = Gamma(a + 1) * U^(1/a), kept in log space because with a tiny shape
-   * (Dirichlet concentration 1e-3) U^(1/a) underflows to 0 in linear space.
-   */
+  /** log of a Gamma(shape, 1) draw (see util/gamma.ts). */
   logGamma(shape: number): number {
-    if (!(shape > 0)) throw new RangeError(`gamma shape must be > 0, got ${shape}`);
-    if (shape < 1) return this.logGamma(shape + 1) + Math.log(this.floatOpen0()) / shape;
-    const d = shape - 1 / 3;
-    const c = 1 / Math.sqrt(9 * d);
-    for (;;) {
-      const x = this.normal();
-      let v = 1 + c * x;
-      if (v <= 0) continue;
-      v = v * v * v;
-      const u = this.floatOpen0();
-      if (u < 1 - 0.0331 * x * x * x * x || Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) {
-        return Math.log(d) + Math.log(v);
-      }
-    }
+    return drawLogGamma(this, shape);
   }
 
   /** log-weights of a symmetric Dirichlet(alpha, ..., alpha) draw over k components (unnormalised). */

@@ -1,11 +1,8 @@
 /**
- * The continuous draws OnPro's feedback needs beyond uniform ones: Gamma (Marsaglia & Tsang) and
- * Beta built from two Gammas, on ctta's seeded `Rng` so that a run replays exactly.
- *
- * (`streams/orderings/rng.ts` has a log-Gamma of its own on a subclass of `Rng`; this one takes
- * any `Rng`, so a method can use the generator its context hands it.)
+ * Gamma (Marsaglia & Tsang) and Beta draws on ctta's seeded `Rng`, so that a run replays exactly:
+ * the orderings' Dirichlet label shifts and OnPro's mixup weights both draw from here.
  */
-import type { Rng } from '../../util/rng.js';
+import type { Rng } from './rng.js';
 
 /**
  * log of a Gamma(shape, 1) draw. Marsaglia & Tsang (2000), "A simple method for generating gamma
@@ -25,10 +22,10 @@ export function drawLogGamma(rng: Rng, shape: number): number {
     if (root <= 0) continue;
     const v = root * root * root;
     const u = rng.floatOpen0();
-    const x2 = x * x;
-    // The cheap squeeze accepts ~98% of draws without the logarithms of the exact test.
-    if (u < 1 - 0.0331 * x2 * x2) return Math.log(d) + Math.log(v);
-    if (Math.log(u) < 0.5 * x2 + d * (1 - v + Math.log(v))) return Math.log(d) + Math.log(v);
+    // The cheap squeeze accepts ~98% of draws without the logarithms of the exact test. (The
+    // products are written as the orderings always computed them: the same draws, bit for bit.)
+    if (u < 1 - 0.0331 * x * x * x * x) return Math.log(d) + Math.log(v);
+    if (Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return Math.log(d) + Math.log(v);
   }
 }
 
