@@ -460,7 +460,8 @@ describe('options', () => {
   it('have the papers\' CIFAR-100 values, 2048 elsewhere, and are strict', async () => {
     for (const name of ['acil', 'aef-ocl', 'ds-al']) {
       expect(resolveMethodOptions(name, {}, 'cifar100')).toMatchObject({ bufferSize: 8192, gamma: 0.1, temperature: 1 });
-      expect(resolveMethodOptions(name, {}, 'fashion-mnist')).toMatchObject({ bufferSize: 2048, gamma: 0.1 });
+      expect(resolveMethodOptions(name, {}, 'fashion-mnist')).toMatchObject({ bufferSize: 1024, gamma: 0.1 });
+      expect(resolveMethodOptions(name, {}, 'cifar10')).toMatchObject({ bufferSize: 2048, gamma: 0.1 });
       await expectCttaError(() => resolveMethodOptions(name, { lr: 0.1 }), /unknown option lr/);
       await expectCttaError(() => resolveMethodOptions(name, { gamma: 0 }), /option gamma/);
     }
