@@ -53,9 +53,12 @@ Examples:
   # two variants of one method side by side: label=method, options set by label
   ctta run fmnist-c-dirichlet-sorted --methods source,lame,knn1=lame --set knn1.affinity=knn --set knn1.k=1
   ctta run fmnist-c-continual fmnist-c-dirichlet --workers 2
+  # online continual learning (labels after each prediction): buffer sizes as labelled variants
+  ctta run fmnist-class-incremental --methods er-m100=er,er-m500=er --set er-m100.memorySize=100 --set er-m500.memorySize=500
+  ctta run fmnist-base5-incremental --methods acil,aef-ocl,ds-al
   ctta run fmnist-c-continual --shard 1/2 --out part1     # on machine 1; --shard 2/2 on machine 2
   ctta merge part1 part2 --out results && ctta table results
-  ctta run fmnist-c-continual --plugin examples/my-method.js --methods my-method
+  ctta run fmnist-c-continual --plugin examples/pseudo-label.js --methods source,pseudo-label
 
 Killing a sweep loses only the runs in progress: run the same command again to finish it.
 A finished run is reused only if it is the same run (scenario, effective options, model, seed);
