@@ -3,7 +3,8 @@
 #   npm run build && scripts/reference-results.sh
 # Runs the reference sweeps into results/ (finished runs of the same identity are kept, so an
 # interrupted call resumes; a run with other settings is refused, never mixed in), then writes
-# the tables and plots. About 3 h on 2 cores, almost all of it CoTTA and ViDA.
+# the tables and plots. About 3 h on 2 cores for the test-time methods (almost all of it CoTTA
+# and ViDA), and several more for the online continual-learning ones (mostly OnPro).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ctta() { node dist/cli/main.js "$@"; }
@@ -21,4 +22,27 @@ sorted=source,bn,tent,lame
 ctta run fmnist-c-dirichlet-sorted --methods "$sorted" --seeds 0 --out results --workers "$workers" --quiet >/dev/null
 ctta table results --scenario fmnist-c-dirichlet-sorted --methods "$sorted" --out results/fmnist-c-dirichlet-sorted.md
 ctta plot results --scenario fmnist-c-dirichlet-sorted --methods "$sorted" --kind domains --out results/fmnist-c-dirichlet-sorted-domains.svg
+# Online continual learning. Replay methods at three memory sizes (labelled variants), from
+# scratch; the analytic family on the base5 checkpoint, balanced and long-tailed.
+replay=""
+sets=()
+for m in er onpro; do
+  for size in 100 200 500; do
+    replay="${replay:+$replay,}$m-m$size=$m"
+    sets+=(--set "$m-m$size.memorySize=$size")
+  done
+done
+ctta run fmnist-class-incremental --methods "$replay" "${sets[@]}" --out results --workers "$workers" --quiet >/dev/null
+variants=$(echo "$replay" | sed 's/=[a-z]*//g')
+ctta table results --scenario fmnist-class-incremental --methods "$variants" --out results/fmnist-class-incremental.md
+ctta table results --scenario fmnist-class-incremental --methods "$variants" --out results/fmnist-class-incremental.csv
+ctta plot results --scenario fmnist-class-incremental --methods "$variants" --kind matrix --out results/fmnist-class-incremental-matrix.svg
+
+analytic=acil,aef-ocl,ds-al
+for scenario in fmnist-base5-incremental fmnist-class-incremental-imbalanced; do
+  ctta run "$scenario" --methods "$analytic" --out results --workers "$workers" --quiet >/dev/null
+  ctta table results --scenario "$scenario" --methods "$analytic" --out "results/$scenario.md"
+  ctta table results --scenario "$scenario" --methods "$analytic" --out "results/$scenario.csv"
+  ctta plot results --scenario "$scenario" --methods "$analytic" --kind matrix --out "results/$scenario-matrix.svg"
+done
 echo "results/ regenerated: compare with git diff, then update the README's numbers" >&2
