@@ -12,6 +12,7 @@ import './analytic/acil.js';
 import './analytic/aef-ocl.js';
 import './analytic/ds-al.js';
 import './onpro/onpro.js';
+import './rotta.js';
 import { sealBuiltInMethods } from './registry.js';
 
 // Plug-ins may add methods, not replace these.

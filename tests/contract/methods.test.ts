@@ -53,7 +53,7 @@ beforeAll(useWasm);
 
 describe('the method contract', () => {
   it('covers the built-in methods and the example plug-ins', () => {
-    expect(names).toEqual(expect.arrayContaining(['source', 'bn', 'tent', 'lame', 'cotta', 'vida', 'eata', 'sar', 'er', 'onpro', 'acil', 'aef-ocl', 'ds-al', ...plugins]));
+    expect(names).toEqual(expect.arrayContaining(['source', 'bn', 'tent', 'lame', 'cotta', 'vida', 'eata', 'sar', 'er', 'onpro', 'acil', 'aef-ocl', 'ds-al', 'rotta', ...plugins]));
     expect(plugins.length).toBeGreaterThan(0);
   });
 
