@@ -18,7 +18,7 @@ import { DsAlMethod } from '../src/methods/analytic/ds-al.js';
 import { type Matrix, RecursiveRidge, type RidgeSnapshot } from '../src/methods/analytic/recursive-ridge.js';
 import { createMethod, resolveMethodOptions } from '../src/methods/registry.js';
 import { Rng } from '../src/util/rng.js';
-import { expectCttaError, fmnistImages, fmnistLabels, methodContext, rejection, useFashionMnist, useWasm } from './helpers.js';
+import { expectCttaError, fmnistImages, fmnistLabels, methodContext, rejection, relativeError, useFashionMnist, useWasm } from './helpers.js';
 
 const D = 256;
 const K = 10;
@@ -106,16 +106,6 @@ async function evaluated(method: Analytic): Promise<Float32Array> {
   return v;
 }
 
-function relativeError(a: Float64Array, b: Float64Array): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
 
 /** Bit-level equality of float arrays (so -0 and NaN payloads count). */
 function sameBits(a: Float64Array | Float32Array, b: Float64Array | Float32Array): boolean {

@@ -181,3 +181,36 @@ export async function fmnistScenario(ordering: { name: string; params?: Record<s
   const { parseScenario } = await import('../src/streams/scenario.js');
   return parseScenario({ dataset: 'fashion-mnist', model: MODEL, corruptions: ['gaussian_noise', 'fog'], ordering, batchSize: 64 });
 }
+
+/**
+ * Runs a commander command in-process (e.g. `tableCommand()`), capturing what it prints: stdout
+ * (and console.log) as `out`, commander's error output as `err`.
+ */
+export async function runCommand(command: import('commander').Command, args: string[]): Promise<{ out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const write = process.stdout.write;
+  const log = console.log;
+  command.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
+  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+  console.log = (...a: unknown[]) => void (out += a.join(' ') + '\n');
+  try {
+    await command.parseAsync(args, { from: 'user' });
+  } finally {
+    process.stdout.write = write;
+    console.log = log;
+  }
+  return { out, err };
+}
+
+/** max |a - b| / max |b| of two float64 arrays; Infinity when their lengths differ. */
+export function relativeError(a: Float64Array, b: Float64Array): number {
+  if (a.length !== b.length) return Infinity;
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return diff / scale;
+}

@@ -20,7 +20,7 @@ import { loadFashionMnist } from '../src/streams/datasets/fashion-mnist.js';
 import { registerDataset } from '../src/streams/datasets/index.js';
 import { parseScenario } from '../src/streams/scenario.js';
 import { openStream } from '../src/streams/stream.js';
-import { expectCttaError, ROOT, useWasm } from './helpers.js';
+import { expectCttaError, ROOT, runCommand, useWasm } from './helpers.js';
 
 const MIB = 1024 * 1024;
 const tmp = () => mkdtempSync(join(tmpdir(), 'ctta-ocl-'));
@@ -402,20 +402,10 @@ describe('accuracy-matrix heatmap', () => {
   });
 });
 
-async function cli(command: ReturnType<typeof tableCommand>, args: string[]): Promise<string> {
-  let out = '';
-  const write = process.stdout.write;
-  const log = console.log;
-  command.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) });
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  console.log = (...a: unknown[]) => void (out += a.join(' ') + '\n');
-  try {
-    await command.parseAsync(args, { from: 'user' });
-  } finally {
-    process.stdout.write = write;
-    console.log = log;
-  }
-  return out;
+/** What a command prints, stdout and errors together (errors make the comparisons fail). */
+async function cli(command: Parameters<typeof runCommand>[0], args: string[]): Promise<string> {
+  const { out, err } = await runCommand(command, args);
+  return out + err;
 }
 
 describe('CLI', () => {

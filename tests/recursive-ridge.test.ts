@@ -11,7 +11,7 @@ import { choleskyFactor, choleskySolve } from '../src/methods/analytic/cholesky.
 import { FeatureStats } from '../src/methods/analytic/feature-stats.js';
 import { MAX_BLOCK_ROWS, type Matrix, RecursiveRidge } from '../src/methods/analytic/recursive-ridge.js';
 import { Rng } from '../src/util/rng.js';
-import { expectCttaError } from './helpers.js';
+import { expectCttaError, relativeError } from './helpers.js';
 
 /** A X = B by Gaussian elimination with partial pivoting (A n x n, B n x m, row-major; copies). */
 function gaussSolve(a: Float64Array, n: number, b: Float64Array, m: number): Float64Array {
@@ -58,17 +58,6 @@ function jointRidge(x: number[][], y: number[][], d: number, c: number, gamma: n
   return { W: gaussSolve(G, d, XtY, c), R: gaussSolve(G, d, I, d) };
 }
 
-/** max |a - b| / max |b|. */
-function relativeError(a: Float64Array, b: Float64Array): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
 
 function isSymmetric(m: Matrix): boolean {
   for (let i = 0; i < m.rows; i++) for (let j = 0; j < i; j++) if (!Object.is(m.data[i * m.cols + j], m.data[j * m.cols + i])) return false;

@@ -12,7 +12,7 @@ import { ResultWriter, runFile } from '../src/eval/result-writer.js';
 import { tableCommand } from '../src/cli/commands/table.js';
 import { plotCommand } from '../src/cli/commands/plot.js';
 import { mergeCommand } from '../src/cli/commands/merge.js';
-import { expectCttaError } from './helpers.js';
+import { expectCttaError, runCommand } from './helpers.js';
 
 // Synthetic sweep: scenario "toy" (3 domains of 100 images, 2 batches of 50 each) x methods
 // source, tent x seeds 0-2, plus one online continual learning run ("toy-ocl", 3 tasks).
@@ -296,37 +296,21 @@ describe('plots', () => {
   });
 });
 
-async function run(command: ReturnType<typeof tableCommand>, args: string[]): Promise<{ out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const write = process.stdout.write;
-  const log = console.log;
-  command.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  console.log = (...a: unknown[]) => void (out += a.join(' ') + '\n');
-  try {
-    await command.parseAsync(args, { from: 'user' });
-  } finally {
-    process.stdout.write = write;
-    console.log = log;
-  }
-  return { out, err };
-}
 
 describe('CLI commands', () => {
   it('table, plot and merge write what the library gives; bad options fail with a message', async () => {
-    const md = await run(tableCommand(), [full, '--scenario', 'toy']);
+    const md = await runCommand(tableCommand(), [full, '--scenario', 'toy']);
     expect(md.out).toBe(formatMarkdown(summarize(runs, { scenario: 'toy' })));
     const csvFile = join(root, 'cli', 'table.csv');
-    await run(tableCommand(), [full, '--out', csvFile]);
+    await runCommand(tableCommand(), [full, '--out', csvFile]);
     expect(readFileSync(csvFile, 'utf8')).toBe(formatCsv(summarize(runs)));
     const png = join(root, 'cli', 'domains.png');
-    await run(plotCommand(), [full, '--scenario', 'toy', '--kind', 'domains', '--out', png]);
+    await runCommand(plotCommand(), [full, '--scenario', 'toy', '--kind', 'domains', '--out', png]);
     expect((await sharp(png).metadata()).format).toBe('png');
-    await expect(run(plotCommand(), [full, '--out', join(root, 'x.gif')])).rejects.toThrow(/--out must end in .svg or .png/);
-    await expect(run(tableCommand(), [full, '--format', 'xls'])).rejects.toThrow(/--format must be one of md, csv/);
-    await expectCttaError(() => run(tableCommand(), [join(root, 'cli')]), /no finished runs in .*cli.*fix: pass the --out directory/);
-    const merged = await run(mergeCommand(), [join(root, 'shard-a'), join(root, 'shard-b'), '--out', join(root, 'cli-merged'), '--json']);
+    await expect(runCommand(plotCommand(), [full, '--out', join(root, 'x.gif')])).rejects.toThrow(/--out must end in .svg or .png/);
+    await expect(runCommand(tableCommand(), [full, '--format', 'xls'])).rejects.toThrow(/--format must be one of md, csv/);
+    await expectCttaError(() => runCommand(tableCommand(), [join(root, 'cli')]), /no finished runs in .*cli.*fix: pass the --out directory/);
+    const merged = await runCommand(mergeCommand(), [join(root, 'shard-a'), join(root, 'shard-b'), '--out', join(root, 'cli-merged'), '--json']);
     expect(JSON.parse(merged.out)).toMatchObject({ runs: 7, copied: 7, identical: 1 });
   });
 });
@@ -430,16 +414,16 @@ describe('diagnostics', () => {
   });
 
   it('CLI: table --diagnostics (md, csv) and plot --kind diagnostics; none recorded: exit-2 error naming the dir', async () => {
-    const md = await run(tableCommand(), [dir, '--diagnostics']);
+    const md = await runCommand(tableCommand(), [dir, '--diagnostics']);
     expect(md.out).toBe(DIAGNOSTICS_MARKDOWN);
     const csv = join(root, 'cli-diag', 'diag.csv');
-    await run(tableCommand(), [dir, '--diagnostics', '--out', csv, '--methods', 'eata,sar']);
+    await runCommand(tableCommand(), [dir, '--diagnostics', '--out', csv, '--methods', 'eata,sar']);
     expect(readFileSync(csv, 'utf8')).toBe(formatCsv(summarizeDiagnostics(diag, { methods: ['eata', 'sar'] })));
     const svg = join(root, 'cli-diag', 'diag.svg');
-    await run(plotCommand(), [dir, '--kind', 'diagnostics', '--out', svg]);
+    await runCommand(plotCommand(), [dir, '--kind', 'diagnostics', '--out', svg]);
     expect(readFileSync(svg, 'utf8')).toContain('>recovered</text>');
-    await expectCttaError(() => run(tableCommand(), [full, '--diagnostics']), /^no diagnostics recorded in .*full \(fix: .*eata, sar, vida, cotta/);
-    await expectCttaError(() => run(tableCommand(), [dir, '--diagnostics', '--methods', 'source']), /no diagnostics recorded in .*diagnostics \(methods source\)/);
+    await expectCttaError(() => runCommand(tableCommand(), [full, '--diagnostics']), /^no diagnostics recorded in .*full \(fix: .*eata, sar, vida, cotta/);
+    await expectCttaError(() => runCommand(tableCommand(), [dir, '--diagnostics', '--methods', 'source']), /no diagnostics recorded in .*diagnostics \(methods source\)/);
     const help = tableCommand().helpInformation() + plotCommand().helpInformation();
     expect(help).toContain('--diagnostics');
     expect(help).toContain('diagnostics');
