@@ -26,7 +26,7 @@
  */
 import { z } from 'zod';
 import { registerMethod } from '../registry.js';
-import { type AnalyticOptions, AnalyticMethod, type AnalyticBatch, type ScoreCall, analyticOptionShape } from './analytic-method.js';
+import { type AnalyticOptions, AnalyticMethod, type AnalyticBatch, type ScoreCall, ANALYTIC_DEFAULTS, analyticOptionShape } from './analytic-method.js';
 import { type Matrix, RecursiveRidge } from './recursive-ridge.js';
 
 export const acilOptions = z.strictObject({ ...analyticOptionShape });
@@ -70,10 +70,6 @@ registerMethod({
   description: 'ACIL: frozen backbone + random ReLU buffer layer + ridge classifier fitted by recursive least squares on labelled batches (exact for any batch size)',
   usesLabels: true,
   options: acilOptions,
-  // The authors' CIFAR-100 runs: buffer 8192, gamma 0.1. Other datasets: the option defaults.
-  // Fashion-MNIST (our choice): width 1024, 16x the shipped ResNet-8's 64 features. AEF-OCL refits
-  // up to thousands of pseudo-features per batch at d^2 each, which at 2048 takes ~25 s a batch on
-  // the long-tailed stream; the three share the width so that they compare on one projection.
-  defaults: { cifar100: { bufferSize: 8192, gamma: 0.1 }, 'fashion-mnist': { bufferSize: 1024 } },
+  defaults: ANALYTIC_DEFAULTS,
   create: (o) => new AcilMethod(o),
 });

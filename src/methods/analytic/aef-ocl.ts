@@ -34,7 +34,7 @@ import { z } from 'zod';
 import { Rng } from '../../util/rng.js';
 import { registerMethod } from '../registry.js';
 import { AcilMethod } from './acil.js';
-import { type AnalyticBatch, type ScoreCall, analyticOptionShape } from './analytic-method.js';
+import { type AnalyticBatch, type ScoreCall, ANALYTIC_DEFAULTS, analyticOptionShape } from './analytic-method.js';
 import { FeatureStats } from './feature-stats.js';
 import type { Matrix, RidgeSnapshot } from './recursive-ridge.js';
 
@@ -163,11 +163,7 @@ registerMethod({
   description: 'AEF-OCL: ACIL plus class balancing with Gaussian pseudo-features of each class\'s backbone features (real-data ridge backed up and restored)',
   usesLabels: true,
   options: aefOclOptions,
-  // The AEF-OCL paper evaluates on SODA10M, none of our datasets: the CIFAR-100 row is ACIL's
-  // (width 8192, also the AEFOCL class's default in the authors' code).
-  // Fashion-MNIST (our choice): width 1024, 16x the shipped ResNet-8's 64 features. AEF-OCL refits
-  // up to thousands of pseudo-features per batch at d^2 each, which at 2048 takes ~25 s a batch on
-  // the long-tailed stream; the three share the width so that they compare on one projection.
-  defaults: { cifar100: { bufferSize: 8192, gamma: 0.1 }, 'fashion-mnist': { bufferSize: 1024 } },
+  // The AEF-OCL paper evaluates on SODA10M, none of our datasets: ACIL's rows.
+  defaults: ANALYTIC_DEFAULTS,
   create: (o) => new AefOclMethod(o),
 });

@@ -38,7 +38,7 @@
  */
 import { z } from 'zod';
 import { registerMethod } from '../registry.js';
-import { AnalyticMethod, type AnalyticBatch, analyticOptionShape } from './analytic-method.js';
+import { AnalyticMethod, type AnalyticBatch, ANALYTIC_DEFAULTS, analyticOptionShape } from './analytic-method.js';
 import { activate } from './buffer-layer.js';
 import { type Matrix, RecursiveRidge } from './recursive-ridge.js';
 
@@ -141,11 +141,8 @@ registerMethod({
   description: 'DS-AL: ACIL\'s ReLU ridge stream plus a tanh compensation ridge stream fitted to its residual on the current phase\'s classes (prediction main + C * compensation)',
   usesLabels: true,
   options: dsAlOptions,
-  // The authors' CIFAR-100 runs: buffer 8192, gamma 0.1, C 0.6; ImageNet-1k: their C 1.5 (their
-  // width 16384 is not taken, see above).
-  // Fashion-MNIST (our choice): width 1024, 16x the shipped ResNet-8's 64 features. AEF-OCL refits
-  // up to thousands of pseudo-features per batch at d^2 each, which at 2048 takes ~25 s a batch on
-  // the long-tailed stream; the three share the width so that they compare on one projection.
-  defaults: { cifar100: { bufferSize: 8192, gamma: 0.1, compensation: 0.6 }, imagenet: { gamma: 0.1, compensation: 1.5 }, 'fashion-mnist': { bufferSize: 1024 } },
+  // ACIL's rows plus the authors' C: 0.6 on CIFAR-100; ImageNet-1k: their C 1.5 (their width
+  // 16384 is not taken, see above).
+  defaults: { ...ANALYTIC_DEFAULTS, cifar100: { ...ANALYTIC_DEFAULTS.cifar100, compensation: 0.6 }, imagenet: { gamma: 0.1, compensation: 1.5 } },
   create: (o) => new DsAlMethod(o),
 });
