@@ -25,6 +25,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../../util/rng.js';
 import { l2NormaliseRows } from './l2-normalise.js';
+import { otherViewMask } from './view-pairs.js';
 
 /** OCM's and OnPro's instance temperature (`--ins_t`). */
 export const INSTANCE_TEMPERATURE = 0.07;
@@ -138,16 +139,6 @@ function positiveWeights(labels: ArrayLike<number>, withoutSelf: boolean): Float
     for (let j = 0; j < 2 * m; j++) if (rowLabel(j) === rowLabel(i) && !(withoutSelf && i === j)) w[i * 2 * m + j] = share;
   }
   return w;
-}
-
-/** [2M, 2M]: 1 where row and column are the two views of one sample. */
-function otherViewMask(m: number): Float32Array {
-  const mask = new Float32Array(4 * m * m);
-  for (let i = 0; i < m; i++) {
-    mask[i * 2 * m + (i + m)] = 1;
-    mask[(i + m) * 2 * m + i] = 1;
-  }
-  return mask;
 }
 
 /**

@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { l2NormaliseRows } from './l2-normalise.js';
+import { otherViewMask } from './view-pairs.js';
 
 /** The OPE temperature of the paper and of the authors' `--proto_t` default. */
 export const OPE_TEMPERATURE = 0.5;
@@ -84,19 +85,10 @@ export function opeLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, labels: ArrayLike<numb
     const p = tf.concat([p1, p2], 0);
     const logits = tf.add(tf.div(tf.matMul(p, p, false, true), temperature), tf.mul(tf.eye(2 * k), MASKED));
     // Row i's positive is column i + K' (first view) or i - K' (second view).
-    const positive = tf.tensor2d(positiveMask(k), [2 * k, 2 * k]);
+    const positive = tf.tensor2d(otherViewMask(k), [2 * k, 2 * k]);
     const sPositive = tf.sum(tf.mul(logits, positive), 1);
     return tf.mean(tf.sub(tf.logSumExp(logits, 1), sPositive)) as tf.Scalar;
   });
-}
-
-function positiveMask(k: number): Float32Array {
-  const m = new Float32Array(4 * k * k);
-  for (let i = 0; i < k; i++) {
-    m[i * 2 * k + (i + k)] = 1;
-    m[(i + k) * 2 * k + i] = 1;
-  }
-  return m;
 }
 
 /**
