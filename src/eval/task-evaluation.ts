@@ -30,12 +30,6 @@ export function isAnytimePoint(every: number | undefined, k: number): boolean {
   return every !== undefined && (k + 1) % every === 0;
 }
 
-/** Accuracy of `method` on each task's held-out set, in task order (a row of the accuracy matrix). */
-export async function evaluateTasks(method: AdaptationMethod, labels: LabelSpace, stream: Stream, batchSize: number): Promise<number[]> {
-  const counts = await countTasks(method, labels, stream, batchSize, stream.ordering.tasks.map((_, t) => t));
-  return matrixRow(counts);
-}
-
 /** A row of the accuracy matrix from every task's counts (0 for a task without held-out images). */
 export function matrixRow(counts: readonly TaskCount[]): number[] {
   return counts.map(([, images, correct]) => (images ? correct / images : 0));
