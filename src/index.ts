@@ -87,6 +87,8 @@ export type { AefOclOptions } from './methods/analytic/aef-ocl.js';
 export { DsAlMethod, dsAlOptions } from './methods/analytic/ds-al.js';
 export type { DsAlOptions } from './methods/analytic/ds-al.js';
 export { RecursiveRidge } from './methods/analytic/recursive-ridge.js';
+/** Area under the ROC curve of two score samples (EAR's OOD diagnostic; ties count one half). */
+export { auroc } from './methods/ear/auroc.js';
 export type { Matrix as RidgeMatrix, MatrixInput as RidgeMatrixInput, RecursiveRidgeOptions, RidgeSnapshot } from './methods/analytic/recursive-ridge.js';
 export { choleskyFactor, choleskySolve, solveWithFactor } from './methods/analytic/cholesky.js';
 export { BufferLayer } from './methods/analytic/buffer-layer.js';

@@ -13,6 +13,8 @@ import './analytic/aef-ocl.js';
 import './analytic/ds-al.js';
 import './onpro/onpro.js';
 import './rotta.js';
+import './uer.js';
+import './ear.js';
 import { sealBuiltInMethods } from './registry.js';
 
 // Plug-ins may add methods, not replace these.

@@ -119,6 +119,14 @@ export class Network {
     });
   }
 
+  /**
+   * The head's own Variables (kernel [featureDim, K]: column c is class c's weight vector; bias
+   * [K] when present), for methods that build their own logits from them (UER's cosine logits).
+   */
+  headVariables(): { kernel: tf.Variable; bias?: tf.Variable } {
+    return { kernel: this.headKernel, bias: this.headBias };
+  }
+
   logits(x: tf.Tensor4D): tf.Tensor2D {
     return tf.tidy(() => this.head(this.runBody(x)));
   }

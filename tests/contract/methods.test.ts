@@ -29,6 +29,10 @@ const OPTIONS: Record<string, Record<string, unknown>> = {
   'ds-al': { bufferSize: 512 },
   // The reduced instance loss (1 view instead of 16 rotations: 7x less work) and a small memory.
   onpro: { rotations: 1, memorySize: 40 },
+  // A small memory (the contract does not depend on its size).
+  uer: { memorySize: 40 },
+  // A 1,024-dimensional HDC space and 128 calibration images instead of 10,000 and 1,000.
+  ear: { hyperDim: 1024, calibrationSize: 128 },
 };
 
 const names = listMethods().map((d) => d.name);
@@ -47,13 +51,17 @@ const VARIANTS: [string, Record<string, unknown>][] = [
   ['er', { memorySize: 40, combine: 'concat', policy: 'batched' }],
   ['er', { memorySize: 40, policy: 'class-balanced', optimizer: 'adam', lr: 1e-3, weightDecay: 1e-4 }],
   ['aef-ocl', { balance: 'per-batch' }],
+  // UER without the head bias, with Mai et al.'s batched memory.
+  ['uer', { memorySize: 40, bias: 'drop', policy: 'batched' }],
+  // EAR routing whole batches instead of single images.
+  ['ear', { hyperDim: 1024, calibrationSize: 128, routing: 'batch' }],
 ];
 
 beforeAll(useWasm);
 
 describe('the method contract', () => {
   it('covers the built-in methods and the example plug-ins', () => {
-    expect(names).toEqual(expect.arrayContaining(['source', 'bn', 'tent', 'lame', 'cotta', 'vida', 'eata', 'sar', 'er', 'onpro', 'acil', 'aef-ocl', 'ds-al', 'rotta', ...plugins]));
+    expect(names).toEqual(expect.arrayContaining(['source', 'bn', 'tent', 'lame', 'cotta', 'vida', 'eata', 'sar', 'er', 'onpro', 'acil', 'aef-ocl', 'ds-al', 'rotta', 'uer', 'ear', ...plugins]));
     expect(plugins.length).toBeGreaterThan(0);
   });
 
