@@ -13,7 +13,6 @@ import { cosineLogits, dotProductLogits, replayLoss, streamLoss } from '../src/m
 import { createModel } from '../src/models/registry.js';
 import type { Network } from '../src/models/network.js';
 import { Rng } from '../src/util/rng.js';
-import { checkMethod } from './contract/check-method.js';
 import { fmnistImages, fmnistLabels, maxAbsDiff, methodContext, useFashionMnist, useWasm, weightValues } from './helpers.js';
 
 beforeAll(async () => {
@@ -292,12 +291,4 @@ describe('UER', () => {
     });
     expect(() => uerOptions.parse({ temperature: 0 })).toThrow();
   });
-
-  it('keeps the method contract (small memory)', async () => {
-    expect(await checkMethod('uer', { memorySize: 40 })).toEqual([]);
-  }, 600_000);
-
-  it('keeps the method contract without the bias, with the framework\'s batched memory', async () => {
-    expect(await checkMethod('uer', { memorySize: 40, bias: 'drop', policy: 'batched' })).toEqual([]);
-  }, 600_000);
 });

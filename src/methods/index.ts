@@ -15,6 +15,7 @@ import './onpro/onpro.js';
 import './rotta.js';
 import './uer.js';
 import './ear.js';
+import './tame.js';
 import { sealBuiltInMethods } from './registry.js';
 
 // Plug-ins may add methods, not replace these.

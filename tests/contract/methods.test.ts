@@ -33,6 +33,8 @@ const OPTIONS: Record<string, Record<string, unknown>> = {
   uer: { memorySize: 40 },
   // A 1,024-dimensional HDC space and 128 calibration images instead of 10,000 and 1,000.
   ear: { hyperDim: 1024, calibrationSize: 128 },
+  // A small selector memory and selector MLP.
+  tame: { memorySize: 40, selectorHidden: 32 },
 };
 
 const names = listMethods().map((d) => d.name);
@@ -55,13 +57,20 @@ const VARIANTS: [string, Record<string, unknown>][] = [
   ['uer', { memorySize: 40, bias: 'drop', policy: 'batched' }],
   // EAR routing whole batches instead of single images.
   ['ear', { hyperDim: 1024, calibrationSize: 128, routing: 'batch' }],
+  // TAME switching experts: the contract's stream alternates clean and noisy batches, and with a
+  // 4-loss window and 0.1 std the detector holds noisy batches from batch 2 and spawns at batch 3
+  // (inside the first half the leak check compares with). Head mode: frozen backbone with the
+  // selector on its features; a trained backbone with MLP heads and Adam.
+  ['tame', { memorySize: 40, selectorHidden: 32, maxExperts: 2, minHistory: 2, window: 4, sigmas: 0.1, minStd: 0 }],
+  ['tame', { memorySize: 40, selectorHidden: 32, mode: 'head', selectorInput: 'features' }],
+  ['tame', { memorySize: 40, selectorHidden: 32, mode: 'head', backbone: 'train', headHidden: 16, optimizer: 'adam', lr: 1e-3, weightDecay: 1e-4 }],
 ];
 
 beforeAll(useWasm);
 
 describe('the method contract', () => {
   it('covers the built-in methods and the example plug-ins', () => {
-    expect(names).toEqual(expect.arrayContaining(['source', 'bn', 'tent', 'lame', 'cotta', 'vida', 'eata', 'sar', 'er', 'onpro', 'acil', 'aef-ocl', 'ds-al', 'rotta', 'uer', 'ear', ...plugins]));
+    expect(names).toEqual(expect.arrayContaining(['source', 'bn', 'tent', 'lame', 'cotta', 'vida', 'eata', 'sar', 'er', 'onpro', 'acil', 'aef-ocl', 'ds-al', 'rotta', 'uer', 'ear', 'tame', ...plugins]));
     expect(plugins.length).toBeGreaterThan(0);
   });
 
