@@ -13,6 +13,7 @@ import './analytic/aef-ocl.js';
 import './analytic/ds-al.js';
 import './onpro/onpro.js';
 import './rotta.js';
+import './nhl.js';
 import './uer.js';
 import './ear.js';
 import './tame.js';

@@ -47,6 +47,7 @@ const names = listMethods().map((d) => d.name);
 const VARIANTS: [string, Record<string, unknown>][] = [
   ['bn', { ema: 0.1 }],
   ['tent', { episodic: true }],
+  ['nhl', { normStatistics: 'running' }],
   ['sar', { episodic: true }],
   // ER's other readings: Mammoth's concatenated batch with Mai's batched memory; a class-balanced
   // memory with Adam and weight decay. AEF-OCL balancing before every prediction.
@@ -70,7 +71,7 @@ beforeAll(useWasm);
 
 describe('the method contract', () => {
   it('covers the built-in methods and the example plug-ins', () => {
-    expect(names).toEqual(expect.arrayContaining(['source', 'bn', 'tent', 'lame', 'cotta', 'vida', 'eata', 'sar', 'er', 'onpro', 'acil', 'aef-ocl', 'ds-al', 'rotta', 'uer', 'ear', 'tame', ...plugins]));
+    expect(names).toEqual(expect.arrayContaining(['source', 'bn', 'tent', 'lame', 'cotta', 'vida', 'eata', 'sar', 'er', 'onpro', 'acil', 'aef-ocl', 'ds-al', 'rotta', 'nhl', 'uer', 'ear', 'tame', ...plugins]));
     expect(plugins.length).toBeGreaterThan(0);
   });
 
