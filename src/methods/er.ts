@@ -57,26 +57,18 @@ export class ErMethod extends OnlineLearner<ErOptions> {
   }
 
   protected async learn({ x, y, labels }: LabelledBatch): Promise<void> {
-    const memory = this.memory!;
-    const drawn = memory.sample(this.options.replayBatch);
-    const n = drawn.labels.length;
-    const mx = n > 0 ? this.fromStored(drawn.images, n) : undefined;
-    const my = n > 0 ? tf.tensor1d(drawn.labels, 'int32') : undefined;
-    try {
+    this.withReplay(this.options.replayBatch, (replay) => {
       const loss = this.step(() => {
-        if (!mx || !my) return crossEntropy(this.network.logits(x), y);
+        if (!replay) return crossEntropy(this.network.logits(x), y);
         if (this.options.combine === 'concat') {
-          return crossEntropy(this.network.logits(tf.concat([x, mx])), tf.concat([y, my]));
+          return crossEntropy(this.network.logits(tf.concat([x, replay.x])), tf.concat([y, replay.y]));
         }
-        return tf.add(crossEntropy(this.network.logits(x), y), crossEntropy(this.network.logits(mx), my)) as tf.Scalar;
+        return tf.add(crossEntropy(this.network.logits(x), y), crossEntropy(this.network.logits(replay.x), replay.y)) as tf.Scalar;
       });
       this.diagnose('loss', loss);
-      this.diagnose('replayed', n);
-    } finally {
-      if (mx) mx.dispose();
-      if (my) my.dispose();
-    }
-    memory.update(this.toStored(x), labels);
+      this.diagnose('replayed', replay?.size ?? 0);
+    });
+    this.memory!.update(this.toStored(x), labels);
   }
 }
 

@@ -101,27 +101,19 @@ export class UerMethod extends OnlineLearner<UerOptions> {
   }
 
   protected async learn({ x, y, labels }: LabelledBatch): Promise<void> {
-    const memory = this.memory!;
-    const drawn = memory.sample(this.options.replayBatch);
-    const n = drawn.labels.length;
-    const mx = n > 0 ? this.fromStored(drawn.images, n) : undefined;
-    const my = n > 0 ? tf.tensor1d(drawn.labels, 'int32') : undefined;
     const kernel = this.head.kernel as tf.Tensor2D;
-    try {
+    this.withReplay(this.options.replayBatch, (replay) => {
       const loss = this.step(() => {
         // The stream batch only through the angle factor (no norm, no bias)...
         const current = streamLoss(this.network.features(x), kernel, y, this.options.temperature);
-        if (!mx || !my) return current;
+        if (!replay) return current;
         // ...the replayed batch through the full dot-product logits.
-        return tf.add(current, replayLoss(this.network.features(mx), kernel, this.bias, my)) as tf.Scalar;
+        return tf.add(current, replayLoss(this.network.features(replay.x), kernel, this.bias, replay.y)) as tf.Scalar;
       });
       this.diagnose('loss', loss);
-      this.diagnose('replayed', n);
-    } finally {
-      if (mx) mx.dispose();
-      if (my) my.dispose();
-    }
-    memory.update(this.toStored(x), labels);
+      this.diagnose('replayed', replay?.size ?? 0);
+    });
+    this.memory!.update(this.toStored(x), labels);
   }
 }
 

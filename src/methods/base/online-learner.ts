@@ -49,6 +49,14 @@ export interface LabelledBatch {
   batchInTask: number;
 }
 
+/** Images drawn from the replay memory, as tensors (disposed by `withReplay`). */
+export interface ReplayBatch {
+  x: tf.Tensor4D;
+  y: tf.Tensor1D;
+  /** Number of images drawn (fewer than asked while the memory holds fewer). */
+  size: number;
+}
+
 /** BatchNorm momentum while training: PyTorch's default (weight of the new batch). */
 const BN_MOMENTUM = 0.1;
 
@@ -176,6 +184,23 @@ export abstract class OnlineLearner<O extends Record<string, unknown> = Record<s
     const out = Uint8Array.from(ints.dataSync());
     ints.dispose();
     return out;
+  }
+
+  /**
+   * Draws up to `count` images uniformly without replacement from the memory, gives them to `use`
+   * as tensors (undefined while the memory is empty) and disposes them afterwards.
+   */
+  protected withReplay<T>(count: number, use: (replay: ReplayBatch | undefined) => T): T {
+    const drawn = this.memory!.sample(count);
+    const size = drawn.labels.length;
+    if (size === 0) return use(undefined);
+    const replay = { x: this.fromStored(drawn.images, size), y: tf.tensor1d(drawn.labels, 'int32'), size };
+    try {
+      return use(replay);
+    } finally {
+      replay.x.dispose();
+      replay.y.dispose();
+    }
   }
 
   /** Images from the memory as a float batch in [0, 1]. */
