@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ctta() { node dist/cli/main.js "$@"; }
 workers=${WORKERS:-2}
 
-continual=source,bn,tent,eata,sar,cotta,vida,lame
+continual=source,bn,tent,eata,sar,cotta,vida,lame,rotta,nhl
 ctta run fmnist-c-continual --methods "$continual" --out results --workers "$workers" --quiet >/dev/null
 ctta table results --scenario fmnist-c-continual --methods "$continual" --out results/fmnist-c-continual.md
 ctta table results --scenario fmnist-c-continual --methods "$continual" --out results/fmnist-c-continual.csv
@@ -18,15 +18,18 @@ ctta plot results --scenario fmnist-c-continual --methods "$continual" --kind on
 ctta plot results --scenario fmnist-c-continual --methods "$continual" --kind online --out results/fmnist-c-continual-online.png
 ctta plot results --scenario fmnist-c-continual --methods "$continual" --kind domains --out results/fmnist-c-continual-domains.svg
 
-sorted=source,bn,tent,lame
-ctta run fmnist-c-dirichlet-sorted --methods "$sorted" --seeds 0 --out results --workers "$workers" --quiet >/dev/null
-ctta table results --scenario fmnist-c-dirichlet-sorted --methods "$sorted" --out results/fmnist-c-dirichlet-sorted.md
-ctta plot results --scenario fmnist-c-dirichlet-sorted --methods "$sorted" --kind domains --out results/fmnist-c-dirichlet-sorted-domains.svg
+# Label-correlated streams: Dirichlet (delta 0.1) and class-sorted (delta 0).
+correlated=source,bn,tent,lame,rotta
+for scenario in fmnist-c-dirichlet fmnist-c-dirichlet-sorted; do
+  ctta run "$scenario" --methods "$correlated" --out results --workers "$workers" --quiet >/dev/null
+  ctta table results --scenario "$scenario" --methods "$correlated" --out "results/$scenario.md"
+  ctta plot results --scenario "$scenario" --methods "$correlated" --kind domains --out "results/$scenario-domains.svg"
+done
 # Online continual learning. Replay methods at three memory sizes (labelled variants), from
 # scratch; the analytic family on the base5 checkpoint, balanced and long-tailed.
 replay=""
 sets=()
-for m in er onpro; do
+for m in er onpro uer tame; do
   for size in 100 200 500; do
     replay="${replay:+$replay,}$m-m$size=$m"
     sets+=(--set "$m-m$size.memorySize=$size")
@@ -45,4 +48,8 @@ for scenario in fmnist-base5-incremental fmnist-class-incremental-imbalanced; do
   ctta table results --scenario "$scenario" --methods "$analytic" --out "results/$scenario.csv"
   ctta plot results --scenario "$scenario" --methods "$analytic" --kind matrix --out "results/$scenario-matrix.svg"
 done
+# Domain-incremental with labels (EAR's setting).
+ctta run fmnist-domain-incremental --methods source,ear --out results --workers "$workers" --quiet >/dev/null
+ctta table results --scenario fmnist-domain-incremental --methods source,ear --out results/fmnist-domain-incremental.md
+ctta plot results --scenario fmnist-domain-incremental --methods source,ear --kind matrix --out results/fmnist-domain-incremental-matrix.svg
 echo "results/ regenerated: compare with git diff, then update the README's numbers" >&2
