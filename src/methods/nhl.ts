@@ -60,7 +60,7 @@ import { GradientMethod, type Objective, type OptimizerSpec } from './base/gradi
 import { findHebbianLayer, findModulator, hebbianInput, type HebbianLayer } from './nhl/layers.js';
 import { softHebbStep } from './nhl/soft-hebb.js';
 import { registerMethod } from './registry.js';
-import { meanEntropy } from './tent.js';
+import { meanEntropy, TENT_DATASET_DEFAULTS } from './tent.js';
 
 export const nhlOptions = z.strictObject({
   /** Largest change of a kernel element per batch (the step is max-normalised); 0 = no Hebbian learning. */
@@ -145,6 +145,6 @@ registerMethod({
   usesLabels: false,
   options: nhlOptions,
   // The modulator's rates: TENT's (the paper's were not readable to us, see the header).
-  defaults: { cifar10: { optimizer: 'adam', lr: 1e-3 }, imagenet: { optimizer: 'sgd', lr: 2.5e-4 } },
+  defaults: TENT_DATASET_DEFAULTS,
   create: (o) => new NhlMethod(o),
 });
