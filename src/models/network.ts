@@ -48,6 +48,21 @@ interface Step {
   run: (inputs: tf.Tensor[]) => tf.Tensor;
 }
 
+/**
+ * A Conv2D whose only consumer is a BatchNormalization (and, optionally, that norm's only
+ * consumer a ReLU): the three can run as one fused convolution while the norm uses stored
+ * statistics (see `Network.foldNorms`).
+ */
+interface FoldGroup {
+  norm: NormLayer;
+  /** Names of the layers the fused step replaces after the conv (the norm, then the ReLU if any). */
+  skipped: string[];
+  /** Where the fused result is stored: the last layer of the group. */
+  outputName: string;
+  relu: boolean;
+  fused: (x: tf.Tensor4D) => tf.Tensor4D;
+}
+
 export interface ForwardResult {
   features: tf.Tensor2D;
   logits: tf.Tensor2D;
@@ -63,7 +78,18 @@ export class Network {
   readonly hooks: LayerHook[] = [];
   /** Adapters attached to this network (they add a hook), if any. */
   adapters?: AdapterSet;
+  /**
+   * Conv -> BatchNorm (-> ReLU) runs as one convolution with the norm folded into its weights and
+   * bias (and the ReLU fused) whenever that norm normalises with its stored statistics and no
+   * hook is attached: the frozen-statistics passes (Source, LAME, analytic backbones, held-out
+   * evaluation) then skip two full-size elementwise passes per conv. Same function up to float32
+   * rounding (tests/bn-fold.test.ts: logits within 1e-5 relative); gradients flow through the
+   * fold to the conv kernel and the norm's gamma/beta alike. Set false for the layer-by-layer path.
+   */
+  foldNorms = true;
   private readonly steps: Step[] = [];
+  /** Fold groups by the name of their Conv2D layer. */
+  private readonly folds = new Map<string, FoldGroup>();
   private readonly inputName: string;
   private readonly featureName: string;
   private readonly headKernel: tf.Variable;
@@ -104,6 +130,7 @@ export class Network {
       if (layer === head || layer.getClassName() === 'InputLayer') continue;
       this.steps.push(this.compile(layer));
     }
+    this.findFoldGroups(graph);
   }
 
   /** Penultimate features (the head's input), shape [N, featureDim]. */
@@ -235,8 +262,17 @@ export class Network {
       });
     }
     const values = new Map<string, tf.Tensor>([[this.inputName, x]]);
+    const fold = this.foldNorms && this.hooks.length === 0;
+    const skip = new Set<string>();
     for (const step of this.steps) {
+      if (skip.has(step.layer.name)) continue;
       const inputs = step.inputs.map((name) => values.get(name)!);
+      const group = fold ? this.folds.get(step.layer.name) : undefined;
+      if (group && group.norm.usesStoredStatistics()) {
+        values.set(group.outputName, group.fused(inputs[0] as tf.Tensor4D));
+        group.skipped.forEach((name) => skip.add(name));
+        continue;
+      }
       let out = step.run(inputs);
       for (const hook of this.hooks) {
         out = hook({ layer: step.layer, className: step.className, input: inputs[0]!, output: out });
@@ -250,6 +286,61 @@ export class Network {
       });
     }
     return f as tf.Tensor2D;
+  }
+
+  /**
+   * Conv2D (no activation, dilation 1 or any) -> BatchNormalization -> optional ReLU chains in
+   * which each layer's output feeds only the next one, and the head reads none of them.
+   */
+  private findFoldGroups(graph: tf.LayersModel): void {
+    const consumers = new Map<string, string[]>();
+    for (const step of this.steps) {
+      for (const name of step.inputs) consumers.set(name, [...(consumers.get(name) ?? []), step.layer.name]);
+    }
+    const byName = new Map(this.steps.map((s) => [s.layer.name, s]));
+    const onlyConsumer = (name: string): Step | undefined => {
+      const c = consumers.get(name);
+      if (!c || c.length !== 1 || name === this.featureName || graph.outputLayers.some((l) => l.name === name)) return undefined;
+      return byName.get(c[0]!);
+    };
+    for (const step of this.steps) {
+      if (step.className !== 'Conv2D') continue;
+      const config = step.layer.getConfig() as Record<string, unknown>;
+      if (config['activation'] !== 'linear') continue;
+      const bnStep = onlyConsumer(step.layer.name);
+      if (bnStep?.className !== 'BatchNormalization') continue;
+      const norm = this.norms.find((n) => n.name === bnStep.layer.name)!;
+      const next = onlyConsumer(bnStep.layer.name);
+      const nextConfig = next?.layer.getConfig() as Record<string, unknown> | undefined;
+      const relu =
+        next !== undefined &&
+        ((next.className === 'ReLU' && nextConfig!['maxValue'] == null && !nextConfig!['negativeSlope'] && !nextConfig!['threshold']) ||
+          (next.className === 'Activation' && nextConfig!['activation'] === 'relu'));
+      const kernel = variableOf(step.layer, 'kernel')! as tf.Tensor4D;
+      const bias = config['useBias'] ? (variableOf(step.layer, 'bias') as tf.Tensor1D) : undefined;
+      const strides = pair(config['strides']);
+      const dilations = pair(config['dilationRate']);
+      const pad = config['padding'] as 'same' | 'valid';
+      this.folds.set(step.layer.name, {
+        norm,
+        skipped: relu ? [bnStep.layer.name, next!.layer.name] : [bnStep.layer.name],
+        outputName: relu ? next!.layer.name : bnStep.layer.name,
+        relu,
+        fused: (x) => {
+          const { scale, shift } = norm.storedAffine();
+          return tf.fused.conv2d({
+            x,
+            filter: kernel.mul(scale) as tf.Tensor4D,
+            strides,
+            pad,
+            dataFormat: 'NHWC',
+            dilations,
+            bias: bias ? bias.mul(scale).add(shift) : shift,
+            activation: relu ? 'relu' : 'linear',
+          });
+        },
+      });
+    }
   }
 
   private compile(layer: tf.layers.Layer): Step {

@@ -91,6 +91,22 @@ export class NormLayer {
     });
   }
 
+  /**
+   * True when `apply` normalises with the stored statistics and changes no state: the norm is
+   * then the per-channel affine map x * scale + shift of `storedAffine` (Network folds it into
+   * the preceding convolution).
+   */
+  usesStoredStatistics(): boolean {
+    return this.kind === 'batch' && (this.statistics === 'running' || (this.statistics === 'ema' && this.frozen));
+  }
+
+  /** scale = gamma / sqrt(running variance + epsilon), shift = beta - running mean * scale. */
+  storedAffine(): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
+    const scale = tf.rsqrt(this.movingVariance!.add(this.epsilon)).mul(this.gammaOrOnes()) as tf.Tensor1D;
+    const shift = this.betaOrZeros().sub(this.movingMean!.mul(scale)) as tf.Tensor1D;
+    return { scale, shift };
+  }
+
   /** Overwrites running statistics, e.g. to restore the source model's. */
   setRunning(mean: tf.Tensor1D, variance: tf.Tensor1D): void {
     this.movingMean!.assign(mean);
