@@ -52,4 +52,5 @@ done
 ctta run fmnist-domain-incremental --methods source,ear --out results --workers "$workers" --quiet >/dev/null
 ctta table results --scenario fmnist-domain-incremental --methods source,ear --out results/fmnist-domain-incremental.md
 ctta plot results --scenario fmnist-domain-incremental --methods source,ear --kind matrix --out results/fmnist-domain-incremental-matrix.svg
+node scripts/ear-auroc.mjs --out results/fmnist-ear-auroc.md
 echo "results/ regenerated: compare with git diff, then update the README's numbers" >&2
