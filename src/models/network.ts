@@ -90,6 +90,8 @@ export class Network {
   private readonly steps: Step[] = [];
   /** Fold groups by the name of their Conv2D layer. */
   private readonly folds = new Map<string, FoldGroup>();
+  /** For each step, the values (by layer name) no later step reads; the features are never among them. */
+  private readonly lastReadAt: string[][];
   private readonly inputName: string;
   private readonly featureName: string;
   private readonly headKernel: tf.Variable;
@@ -131,6 +133,10 @@ export class Network {
       this.steps.push(this.compile(layer));
     }
     this.findFoldGroups(graph);
+    const last = new Map<string, number>();
+    this.steps.forEach((step, i) => step.inputs.forEach((name) => last.set(name, i)));
+    this.lastReadAt = this.steps.map(() => []);
+    for (const [name, i] of last) if (name !== this.featureName) this.lastReadAt[i]!.push(name);
   }
 
   /** Penultimate features (the head's input), shape [N, featureDim]. */
@@ -262,23 +268,35 @@ export class Network {
       });
     }
     const values = new Map<string, tf.Tensor>([[this.inputName, x]]);
-    const fold = this.foldNorms && this.hooks.length === 0;
+    // Without hooks nothing outside sees the intermediate outputs, so each is freed after its last
+    // reader: peak memory is then a few activations, not all of them (a tape, if one records,
+    // keeps its own references to what backprop needs).
+    const hooked = this.hooks.length > 0;
+    const fold = this.foldNorms && !hooked;
     const skip = new Set<string>();
-    for (const step of this.steps) {
-      if (skip.has(step.layer.name)) continue;
+    this.steps.forEach((step, i) => {
+      if (skip.has(step.layer.name)) return;
       const inputs = step.inputs.map((name) => values.get(name)!);
       const group = fold ? this.folds.get(step.layer.name) : undefined;
       if (group && group.norm.usesStoredStatistics()) {
         values.set(group.outputName, group.fused(inputs[0] as tf.Tensor4D));
         group.skipped.forEach((name) => skip.add(name));
-        continue;
+      } else {
+        let out = step.run(inputs);
+        for (const hook of this.hooks) {
+          out = hook({ layer: step.layer, className: step.className, input: inputs[0]!, output: out });
+        }
+        values.set(step.layer.name, out);
       }
-      let out = step.run(inputs);
-      for (const hook of this.hooks) {
-        out = hook({ layer: step.layer, className: step.className, input: inputs[0]!, output: out });
+      if (!hooked) {
+        for (const name of this.lastReadAt[i]!) {
+          const t = values.get(name);
+          values.delete(name);
+          // Never the caller's input, nor a tensor that another live value is (Dropout passes x through).
+          if (t !== undefined && t !== x && ![...values.values()].includes(t)) t.dispose();
+        }
       }
-      values.set(step.layer.name, out);
-    }
+    });
     const f = values.get(this.featureName)!;
     if (f.rank !== 2) {
       throw new CttaError(`the features feeding the head of "${this.model.name}" have rank ${f.rank}`, {
