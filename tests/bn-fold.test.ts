@@ -106,6 +106,16 @@ describe('BatchNorm folded into convolutions', () => {
     expect(await net.withFrozenStatistics(() => fusedConvs(() => net.logits(x)))).toBeGreaterThan(0);
     expect(Array.from(net.norms[0]!.movingMean!.dataSync())).toEqual(Array.from(before));
     net.setNormStatistics('running');
+    // A method that swaps one layer's apply on the instance (RoTTA's robust BN) has it called.
+    const swapped = net.norms[1]!;
+    let calls = 0;
+    (swapped as { apply: typeof swapped.apply }).apply = (t) => {
+      calls++;
+      return tf.clone(t);
+    };
+    expect(await fusedConvs(() => net.logits(x))).toBe(net.bodyLayers().filter((l) => l.getClassName() === 'Conv2D').length - 1);
+    expect(calls).toBe(1);
+    delete (swapped as Partial<Pick<typeof swapped, 'apply'>>).apply;
     const seen: string[] = [];
     net.hooks.push((call) => {
       seen.push(call.layer.name);

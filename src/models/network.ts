@@ -13,6 +13,7 @@ import { CttaError } from '../errors.js';
 import { activation } from './activations.js';
 import { GroupNormalization } from './layers/group-norm.js';
 import { NormLayer, type NormStatistics } from './norm.js';
+import { spatialMean } from './reductions.js';
 
 /** What a layer-level hook sees (e.g. ViDA wraps conv and dense layers with adapters). */
 export interface LayerCall {
@@ -438,7 +439,7 @@ export class Network {
         return step((xs) => tf.addN(xs));
       case 'GlobalAveragePooling2D':
         requireChannelsLast(layer, config);
-        return step(([x]) => tf.mean(x!, [1, 2]));
+        return step(([x]) => spatialMean(x as tf.Tensor4D));
       case 'Flatten':
         return step(([x]) => tf.reshape(x!, [x!.shape[0]!, -1]));
       case 'Dropout':

@@ -8,6 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { groupNorm } from './layers/group-norm.js';
+import { batchNormWithBatchStatistics } from './batch-norm.js';
+import { channelMoments } from './reductions.js';
 
 /**
  * Which statistics a BatchNorm layer normalises with: 'running' (stored), 'batch' (this batch's),
@@ -63,25 +65,28 @@ export class NormLayer {
       let mean: tf.Tensor1D;
       let variance: tf.Tensor1D;
       if (this.statistics === 'ema' && !this.frozen) {
-        const m = tf.moments(x, [0, 1, 2]);
-        this.updateRunning(m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, x.size / this.channels, this.momentum ?? 0.1);
+        const m = channelMoments(x);
+        this.updateRunning(m.mean, m.variance, x.size / this.channels, this.momentum ?? 0.1);
         mean = this.movingMean as tf.Tensor1D;
         variance = this.movingVariance as tf.Tensor1D;
       } else if (this.statistics === 'running' || this.statistics === 'ema') {
         mean = this.movingMean as tf.Tensor1D;
         variance = this.movingVariance as tf.Tensor1D;
       } else {
-        const m = tf.moments(x, [0, 1, 2]);
-        if (this.momentum !== undefined && !this.frozen) this.updateRunning(m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, x.size / this.channels, this.momentum);
         if (this.alpha === 1) {
-          mean = m.mean as tf.Tensor1D;
-          variance = m.variance as tf.Tensor1D;
-        } else {
-          // Blend as in BN-alpha: the source statistics are constants here (no gradient).
-          const a = this.alpha;
-          mean = m.mean.mul(a).add(this.movingMean!.mul(1 - a));
-          variance = m.variance.mul(a).add(this.movingVariance!.mul(1 - a));
+          // The common training case as one op with a closed-form gradient (batch-norm.ts).
+          const r = batchNormWithBatchStatistics(x, this.gammaOrOnes(), this.betaOrZeros(), this.epsilon);
+          if (this.momentum !== undefined && !this.frozen) this.updateRunning(r.mean, r.variance, x.size / this.channels, this.momentum);
+          r.mean.dispose();
+          r.variance.dispose();
+          return r.y;
         }
+        const m = channelMoments(x);
+        if (this.momentum !== undefined && !this.frozen) this.updateRunning(m.mean, m.variance, x.size / this.channels, this.momentum);
+        // Blend as in BN-alpha: the source statistics are constants here (no gradient).
+        const a = this.alpha;
+        mean = m.mean.mul(a).add(this.movingMean!.mul(1 - a));
+        variance = m.variance.mul(a).add(this.movingVariance!.mul(1 - a));
       }
       // Broadcast form instead of tf.batchNorm: its gradient builds a full-size Tile, which
       // dominated TENT's step on wasm (WASM-NOTES.md).
@@ -97,6 +102,8 @@ export class NormLayer {
    * the preceding convolution).
    */
   usesStoredStatistics(): boolean {
+    // A method that swaps `apply` on the instance (RoTTA's robust BN) must have it called.
+    if (Object.prototype.hasOwnProperty.call(this, 'apply')) return false;
     return this.kind === 'batch' && (this.statistics === 'running' || (this.statistics === 'ema' && this.frozen));
   }
 
