@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { CttaError } from '../errors.js';
+import { prefetchedBatches } from '../streams/batch-worker.js';
 import { batchTensor } from '../streams/stream.js';
 import { yieldToEventLoop } from '../util/yield.js';
 import type { BatchRecord, RunHeader, RunSummary } from './records.js';
@@ -39,6 +40,11 @@ export interface RunOptions extends RunSpec {
   onProgress?: (p: RunProgress) => void;
   /** Told once per warning the run records in its header (e.g. a class-subset model). */
   onWarning?: (text: string) => void;
+  /**
+   * Compute the stream's batches (reading, corrupting) on a worker thread, overlapping with the
+   * model's work (default true); false computes them on this thread. The batches are the same.
+   */
+  streamWorker?: boolean;
 }
 
 export interface RunOutcome {
@@ -73,7 +79,8 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
     const allTasks = stream.ordering.tasks.map((_, t) => t);
     const seenTasks = new Set<number>();
     const batches: BatchRecord[] = [];
-    for await (const batch of stream.batches()) {
+    const streamBatches = o.streamWorker === false ? stream.batches() : prefetchedBatches(stream, 0, { dataDir: o.dataDir });
+    for await (const batch of streamBatches) {
       for (const t of batch.task) seenTasks.add(t);
       if (batch.reset) await method.reset();
       const x = batchTensor(batch);
