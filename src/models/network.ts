@@ -60,7 +60,6 @@ interface FoldGroup {
   skipped: string[];
   /** Where the fused result is stored: the last layer of the group. */
   outputName: string;
-  relu: boolean;
   fused: (x: tf.Tensor4D) => tf.Tensor4D;
 }
 
@@ -344,7 +343,6 @@ export class Network {
         norm,
         skipped: relu ? [bnStep.layer.name, next!.layer.name] : [bnStep.layer.name],
         outputName: relu ? next!.layer.name : bnStep.layer.name,
-        relu,
         fused: (x) => {
           const { scale, shift } = norm.storedAffine();
           return tf.fused.conv2d({
