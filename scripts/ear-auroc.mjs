@@ -17,7 +17,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { CLEAN_CORRUPTION, Rng, auroc, cleanImageSource, describeModel, loadScenario, openRun, setBackend } from '../dist/index.js';
+import { CLEAN_CORRUPTION, auroc, cleanImageIndices, cleanImageSource, describeModel, loadScenario, openRun, setBackend } from '../dist/index.js';
 
 const CALIBRATION_SCENARIO = 'fmnist-domain-incremental';
 const CORRUPTION_SCENARIO = 'fmnist-c-continual';
@@ -109,9 +109,8 @@ async function main() {
     const source = stream.source;
     const n = source.labels.length;
     const calibrationSize = method.options.calibrationSize;
-    // The run's calibration draw (streams/clean-images.ts: the first `calibrationSize` of a
-    // seeded permutation of the split), checked below against the images the run's context gives.
-    const calibration = Rng.derive(o.seed, 'clean-images').permutation(n).subarray(0, Math.min(calibrationSize, n));
+    // The run's calibration draw, checked below against the images the run's context gives.
+    const calibration = cleanImageIndices(n, o.seed, calibrationSize);
     const calibrationSet = new Set(calibration);
     const available = n - calibrationSet.size;
     if (o.images > available) usageError(`--images ${o.images}: only ${available} test images are not calibration images`);

@@ -56,7 +56,7 @@ export type { DomainSpec, Scenario, ScenarioDataset } from './streams/scenario.j
 export { openStream, planBatches, batchTensor, Stream } from './streams/stream.js';
 export type { OpenStreamOptions, StreamBatch } from './streams/stream.js';
 export { engineSource, openSource, loadScenarioDataset } from './streams/sources.js';
-export { cleanImageSource } from './streams/clean-images.js';
+export { cleanImageIndices, cleanImageSource } from './streams/clean-images.js';
 export type { CleanImages } from './streams/clean-images.js';
 export type { DomainImageSource, SourceOptions } from './streams/sources.js';
 export { renderPreview } from './streams/preview.js';

@@ -49,21 +49,23 @@ interface CliResult {
 
 /**
  * Runs the CLI from source (`node --import tsx src/cli/main.ts`, so no build is needed) in a
- * child process, killed after `timeoutMs`; `asUser` runs it as that uid/gid (tests run as root,
- * and root may write anywhere: an unprivileged user meets permission errors).
+ * child process, killed after `timeoutMs`. `asUser` runs the command as that uid (tests run as
+ * root, and root may write anywhere: an unprivileged user meets permission errors). The child
+ * starts as root and drops privileges after loading the code (tests/cli-as-user.ts): started
+ * directly as that user it could not even load the code from a checkout only root can read.
  */
-function runCli(args: string[], options: { timeoutMs?: number; asUser?: number } = {}): Promise<CliResult> {
-  return runNode(['--import', 'tsx', 'src/cli/main.ts', ...args], options);
+function runCli(args: string[], { timeoutMs, asUser }: { timeoutMs?: number; asUser?: number } = {}): Promise<CliResult> {
+  const entry = asUser === undefined ? ['src/cli/main.ts'] : ['tests/cli-as-user.ts', String(asUser)];
+  return runNode(['--import', 'tsx', ...entry, ...args], { timeoutMs });
 }
 
-function runNode(args: string[], { timeoutMs = 120_000, asUser }: { timeoutMs?: number; asUser?: number } = {}): Promise<CliResult> {
+function runNode(args: string[], { timeoutMs = 120_000 }: { timeoutMs?: number } = {}): Promise<CliResult> {
   const started = Date.now();
   return new Promise((done, reject) => {
     const child = spawn(process.execPath, args, {
       cwd: ROOT,
       env: { ...process.env, FORCE_COLOR: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
-      ...(asUser === undefined ? {} : { uid: asUser, gid: asUser }),
     });
     let stdout = '';
     let stderr = '';

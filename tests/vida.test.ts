@@ -7,6 +7,7 @@ import { runScenario } from '../src/eval/runner.js';
 import { createMethod } from '../src/methods/index.js';
 import { homeostaticScales, viewUncertainty } from '../src/methods/vida.js';
 import { VidaAdapters } from '../src/models/adapters/vida.js';
+import type { LayerHook } from '../src/models/network.js';
 import { loadModel, saveModel } from '../src/models/checkpoint.js';
 import { loadDataset } from '../src/streams/datasets/index.js';
 import { pretrain, PRETRAIN_DEFAULTS } from '../src/training/pretrain.js';
@@ -53,6 +54,54 @@ describe('ViDA adapters', () => {
     tf.dispose([x, plain, init, off, on]);
     network.dispose();
     expect(adapters.variables().length).toBe(0); // disposed with the network
+    expect(tf.memory().numTensors).toBe(start);
+  });
+
+  it('the merged kernel is the branch form: same logits and same gradients for kernels, down and up', async () => {
+    const start = tf.memory().numTensors;
+    const network = await sourceNetwork('batch');
+    const adapters = VidaAdapters.create(network, { layers: 'all' }, Rng.derive(4, 'a')).attach(network);
+    tf.tidy(() => {
+      for (const [name, v] of adapters.namedVariables()) if (name.endsWith('_up')) v.assign(tf.randomNormal(v.shape, 0, 0.05, 'float32', 5));
+    });
+    adapters.scales = { low: 1.3, high: 0.7 };
+    const named = adapters.namedVariables();
+    // The paper's form, written out: each branch its own down conv (the layer's stride and
+    // padding) and 1x1 up conv, or two matrix products, added to the layer's output.
+    const branchForm: LayerHook = ({ layer, input, output }) => {
+      const down = (part: string) => named.get(`vida/${layer.name}/${part}_down`);
+      if (!down('low')) return output;
+      const config = layer.getConfig() as { strides?: [number, number]; padding?: 'same' | 'valid' };
+      const run = (part: string) => {
+        const [d, u] = [down(part)!, named.get(`vida/${layer.name}/${part}_up`)!];
+        return input.rank === 4
+          ? tf.conv2d(tf.conv2d(input as tf.Tensor4D, d as tf.Tensor4D, config.strides ?? 1, config.padding ?? 'valid'), u as tf.Tensor4D, 1, 'valid')
+          : tf.matMul(tf.matMul(input as tf.Tensor2D, d as tf.Tensor2D), u as tf.Tensor2D);
+      };
+      return tf.addN([output, tf.mul(run('low'), adapters.scales.low), tf.mul(run('high'), adapters.scales.high)]);
+    };
+    const x = noiseBatch(6);
+    const kernels = [...network.namedWeights().keys()].filter((k) => k.endsWith('/kernel'));
+    const variables = [...named.values(), ...network.trainableVariables().filter((v) => kernels.some((k) => v.name.includes(k.split('/')[0]!)))];
+    const gradients = () => tf.variableGrads(() => tf.mean(tf.square(network.logits(x))) as tf.Scalar, variables);
+    const merged = { logits: network.logits(x), ...gradients() };
+    const transforms = network.kernelTransforms.splice(0);
+    network.hooks.push(branchForm);
+    const reference = { logits: network.logits(x), ...gradients() };
+    network.hooks.splice(0);
+    network.kernelTransforms.push(...transforms);
+    expect(adapters.layerNames().length).toBeGreaterThan(6); // every conv and dense of the body
+    const scale = tf.tidy(() => tf.max(tf.abs(reference.logits)).dataSync()[0]!);
+    expect(maxAbsDiff(merged.logits, reference.logits)).toBeLessThan(1e-5 * scale);
+    for (const name of Object.keys(reference.grads)) {
+      const [g, r] = [merged.grads[name]!, reference.grads[name]!];
+      const size = tf.tidy(() => tf.max(tf.abs(r)).dataSync()[0]!);
+      expect(size, name).toBeGreaterThan(0);
+      expect(maxAbsDiff(g, r), name).toBeLessThan(1e-4 * size);
+    }
+    expect(Object.keys(merged.grads).sort()).toEqual(Object.keys(reference.grads).sort());
+    tf.dispose([merged.logits, merged.value, reference.logits, reference.value, ...Object.values(merged.grads), ...Object.values(reference.grads), x]);
+    network.dispose();
     expect(tf.memory().numTensors).toBe(start);
   });
 

@@ -25,6 +25,14 @@ export interface LayerCall {
 /** Returns the layer's (possibly modified) output. Runs inside the forward pass's tf.tidy. */
 export type LayerHook = (call: LayerCall) => tf.Tensor;
 
+/**
+ * Returns the kernel a Conv2D or Dense layer computes with, given its own (or the kernel itself
+ * when it leaves the layer alone). Runs inside the forward pass's tf.tidy and under the tape when
+ * one records, so gradients reach whatever the result is made of. A linear branch beside a layer
+ * (ViDA's adapters) is a change of kernel: the layer then does one convolution, not three.
+ */
+export type KernelTransform = (layerName: string, kernel: tf.Tensor) => tf.Tensor;
+
 /** Extra weights that live beside the LayersModel (ViDA adapters), saved with checkpoints. */
 export interface AdapterSet {
   readonly kind: string;
@@ -60,7 +68,6 @@ interface FoldGroup {
   skipped: string[];
   /** Where the fused result is stored: the last layer of the group. */
   outputName: string;
-  relu: boolean;
   fused: (x: tf.Tensor4D) => tf.Tensor4D;
 }
 
@@ -77,12 +84,14 @@ export class Network {
   readonly featureDim: number;
   /** Layer hooks, applied in insertion order after each layer's own computation. */
   readonly hooks: LayerHook[] = [];
-  /** Adapters attached to this network (they add a hook), if any. */
+  /** Kernel transforms, applied in insertion order to each Conv2D/Dense kernel before it is used. */
+  readonly kernelTransforms: KernelTransform[] = [];
+  /** Adapters attached to this network (they add a hook or a kernel transform), if any. */
   adapters?: AdapterSet;
   /**
    * Conv -> BatchNorm (-> ReLU) runs as one convolution with the norm folded into its weights and
    * bias (and the ReLU fused) whenever that norm normalises with its stored statistics and no
-   * hook is attached: the frozen-statistics passes (Source, LAME, analytic backbones, held-out
+   * hook or kernel transform is attached: the frozen-statistics passes (Source, LAME, analytic backbones, held-out
    * evaluation) then skip two full-size elementwise passes per conv. Same function up to float32
    * rounding (tests/bn-fold.test.ts: logits within 1e-5 relative); gradients flow through the
    * fold to the conv kernel and the norm's gamma/beta alike. Set false for the layer-by-layer path.
@@ -273,7 +282,7 @@ export class Network {
     // reader: peak memory is then a few activations, not all of them (a tape, if one records,
     // keeps its own references to what backprop needs).
     const hooked = this.hooks.length > 0;
-    const fold = this.foldNorms && !hooked;
+    const fold = this.foldNorms && !hooked && this.kernelTransforms.length === 0;
     const skip = new Set<string>();
     this.steps.forEach((step, i) => {
       if (skip.has(step.layer.name)) return;
@@ -344,7 +353,6 @@ export class Network {
         norm,
         skipped: relu ? [bnStep.layer.name, next!.layer.name] : [bnStep.layer.name],
         outputName: relu ? next!.layer.name : bnStep.layer.name,
-        relu,
         fused: (x) => {
           const { scale, shift } = norm.storedAffine();
           return tf.fused.conv2d({
@@ -360,6 +368,11 @@ export class Network {
         },
       });
     }
+  }
+
+  /** `kernel` after the kernel transforms (itself when there are none). */
+  private kernelOf(layerName: string, kernel: tf.Tensor): tf.Tensor {
+    return this.kernelTransforms.reduce((k, transform) => transform(layerName, k), kernel);
   }
 
   private compile(layer: tf.layers.Layer): Step {
@@ -385,7 +398,7 @@ export class Network {
         return step(([x]) => {
           let y =
             className === 'Conv2D'
-              ? tf.conv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, strides, pad, 'NHWC', dilations)
+              ? tf.conv2d(x as tf.Tensor4D, this.kernelOf(layer.name, kernel) as tf.Tensor4D, strides, pad, 'NHWC', dilations)
               : tf.depthwiseConv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, strides, pad, 'NHWC', dilations);
           if (bias) y = y.add(bias);
           return act(y);
@@ -396,8 +409,11 @@ export class Network {
         const bias = config['useBias'] ? variableOf(layer, 'bias') : undefined;
         const act = activation(config['activation'] as string, layer.name);
         return step(([x]) => {
-          if (x!.rank !== 2) return layer.apply(x!) as tf.Tensor;
-          const y = tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D);
+          const k = this.kernelOf(layer.name, kernel) as tf.Tensor2D;
+          // Keras' Dense on rank > 2 applies the kernel to the last axis.
+          const rows = x!.rank === 2 ? (x as tf.Tensor2D) : x!.reshape([-1, k.shape[0]]);
+          let y: tf.Tensor = tf.matMul(rows as tf.Tensor2D, k);
+          if (x!.rank !== 2) y = y.reshape([...x!.shape.slice(0, -1), k.shape[1]]);
           return act(bias ? y.add(bias) : y);
         });
       }

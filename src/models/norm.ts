@@ -90,8 +90,7 @@ export class NormLayer {
       }
       // Broadcast form instead of tf.batchNorm: its gradient builds a full-size Tile, which
       // dominated TENT's step on wasm (WASM-NOTES.md).
-      const scale = tf.rsqrt(variance.add(this.epsilon)).mul(this.gammaOrOnes());
-      const shift = this.betaOrZeros().sub(mean.mul(scale));
+      const { scale, shift } = this.affine(mean, variance);
       return x.mul(scale).add(shift) as tf.Tensor4D;
     });
   }
@@ -109,8 +108,13 @@ export class NormLayer {
 
   /** scale = gamma / sqrt(running variance + epsilon), shift = beta - running mean * scale. */
   storedAffine(): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
-    const scale = tf.rsqrt(this.movingVariance!.add(this.epsilon)).mul(this.gammaOrOnes()) as tf.Tensor1D;
-    const shift = this.betaOrZeros().sub(this.movingMean!.mul(scale)) as tf.Tensor1D;
+    return this.affine(this.movingMean as tf.Tensor1D, this.movingVariance as tf.Tensor1D);
+  }
+
+  /** The norm with statistics (mean, variance) as x * scale + shift. */
+  private affine(mean: tf.Tensor1D, variance: tf.Tensor1D): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
+    const scale = tf.rsqrt(variance.add(this.epsilon)).mul(this.gammaOrOnes()) as tf.Tensor1D;
+    const shift = this.betaOrZeros().sub(mean.mul(scale)) as tf.Tensor1D;
     return { scale, shift };
   }
 

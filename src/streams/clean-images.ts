@@ -18,10 +18,14 @@ export type CleanImages = (count: number) => Promise<tf.Tensor4D>;
 
 const CLEAN_DOMAIN: Domain = { name: 'clean', corruption: CLEAN_CORRUPTION, severity: 0 };
 
+/** Which of a source's `size` images the clean draw of `count` takes for `seed` (without replacement). */
+export function cleanImageIndices(size: number, seed: number, count: number): Int32Array {
+  return Rng.derive(seed, 'clean-images').permutation(size).subarray(0, Math.min(count, size));
+}
+
 /** A seeded draw without replacement from the whole source, read uncorrupted. */
 async function draw(source: DomainImageSource, seed: number, count: number): Promise<tf.Tensor4D> {
-  const all = Rng.derive(seed, 'clean-images').permutation(source.labels.length);
-  const indices = all.subarray(0, Math.min(count, all.length));
+  const indices = cleanImageIndices(source.labels.length, seed, count);
   const pixels = await source.read(indices, CLEAN_DOMAIN);
   return pixelsTensor(pixels, [indices.length, source.height, source.width, source.channels]);
 }

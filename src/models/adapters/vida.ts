@@ -5,14 +5,15 @@
  * a low-rank branch (middle width 1) for domain-shared knowledge and a high-rank, over-complete
  * branch (middle width wider than the input) for domain-specific knowledge. No biases.
  *
- * For a conv layer the down projection is a conv with the layer's kernel size, stride and
- * padding (so the branch sees the same receptive field and produces the same output size) and
- * the up projection is 1x1; for a dense layer both are matrices. Init: down ~ N(0, (1/r)^2),
- * up = 0, so a fresh adapter set leaves the network's output unchanged.
+ * For a conv layer the down projection is a conv with the layer's kernel size, stride, padding
+ * and dilation (so the branch sees the same receptive field and produces the same output size)
+ * and the up projection is 1x1; for a dense layer both are matrices. Init: down ~ N(0, (1/r)^2),
+ * up = 0, so a fresh adapter set leaves the network's output unchanged. The branches are linear,
+ * so they run merged into the layer's kernel (`effectiveKernel`): one convolution per layer.
  */
 import * as tf from '@tensorflow/tfjs';
 import { CttaError } from '../../errors.js';
-import type { LayerCall, Network } from '../network.js';
+import type { KernelTransform, Network } from '../network.js';
 import { Rng } from '../../util/rng.js';
 
 export interface VidaAdapterOptions {
@@ -44,9 +45,6 @@ interface Branch {
 interface Adapted {
   low: Branch;
   high: Branch;
-  kind: 'conv' | 'dense';
-  strides: [number, number];
-  padding: 'same' | 'valid';
 }
 
 /** Names of the layers `options.layers` selects in `network`'s body. */
@@ -79,7 +77,7 @@ export class VidaAdapters {
   scales = { low: 1, high: 1 };
   private readonly adapted = new Map<string, Adapted>();
   private attachedTo?: Network;
-  private readonly hook = (call: LayerCall) => this.apply(call);
+  private readonly transform: KernelTransform = (layerName, kernel) => this.effectiveKernel(layerName, kernel);
 
   private constructor(readonly options: VidaAdapterOptions) {}
 
@@ -110,13 +108,7 @@ export class VidaAdapters {
           upName: `vida/${layer.name}/${part}_up`,
         };
       };
-      set.adapted.set(layer.name, {
-        low: branch(o.lowRank, 'low'),
-        high: branch(highRank, 'high'),
-        kind: isConv ? 'conv' : 'dense',
-        strides: pairOf(config['strides']),
-        padding: (config['padding'] as 'same' | 'valid') ?? 'valid',
-      });
+      set.adapted.set(layer.name, { low: branch(o.lowRank, 'low'), high: branch(highRank, 'high') });
     }
     return set;
   }
@@ -140,7 +132,7 @@ export class VidaAdapters {
   /** Adds the branches to `network`'s forward pass (one network per adapter set). */
   attach(network: Network): this {
     if (this.attachedTo) throw new Error('these adapters are already attached to a network');
-    network.hooks.push(this.hook);
+    network.kernelTransforms.push(this.transform);
     network.adapters = this;
     this.attachedTo = network;
     return this;
@@ -181,25 +173,36 @@ export class VidaAdapters {
     for (const v of this.variables()) v.dispose();
     this.adapted.clear();
     if (this.attachedTo) {
-      const hooks = this.attachedTo.hooks;
-      const i = hooks.indexOf(this.hook);
-      if (i >= 0) hooks.splice(i, 1);
+      const transforms = this.attachedTo.kernelTransforms;
+      const i = transforms.indexOf(this.transform);
+      if (i >= 0) transforms.splice(i, 1);
       if (this.attachedTo.adapters === this) this.attachedTo.adapters = undefined;
       this.attachedTo = undefined;
     }
   }
 
-  private apply(call: LayerCall): tf.Tensor {
-    const a = this.adapted.get(call.layer.name);
-    if (!a) return call.output;
-    const run = (b: Branch) =>
-      a.kind === 'conv'
-        ? tf.conv2d(tf.conv2d(call.input as tf.Tensor4D, b.down as tf.Tensor4D, a.strides, a.padding), b.up as tf.Tensor4D, 1, 'valid')
-        : tf.matMul(tf.matMul(call.input as tf.Tensor2D, b.down as tf.Tensor2D), b.up as tf.Tensor2D);
-    let out = call.output;
-    if (this.scales.low !== 0) out = tf.add(out, tf.mul(run(a.low), this.scales.low));
-    if (this.scales.high !== 0) out = tf.add(out, tf.mul(run(a.high), this.scales.high));
-    return out;
+  /**
+   * The layer's kernel with both branches merged in. A branch is linear (down projection with
+   * the layer's kernel size, stride, padding and dilation, then a 1x1 up projection, no bias and
+   * no activation between), so up(down(x)) is a convolution of x with the kernel down·up
+   * (contracted over the branch's middle width), and
+   *   layer(x) + s_low·up_low(down_low(x)) + s_high·up_high(down_high(x))
+   * is one convolution with W + s_low·D_low·U_low + s_high·D_high·U_high: the same function and
+   * the same gradients for W, D and U (each enters linearly), at the cost of the plain layer plus
+   * two small matrix products, instead of three convolutions of which the high-rank one is twice
+   * the layer's width (tests/vida.test.ts compares both forms, values and gradients).
+   */
+  private effectiveKernel(layerName: string, kernel: tf.Tensor): tf.Tensor {
+    const a = this.adapted.get(layerName);
+    if (!a) return kernel;
+    let k = kernel;
+    for (const [branch, scale] of [[a.low, this.scales.low], [a.high, this.scales.high]] as const) {
+      if (scale === 0) continue;
+      const rank = branch.down.shape[branch.down.rank - 1]!;
+      const merged = tf.matMul(branch.down.reshape([-1, rank]), branch.up.reshape([rank, -1])).reshape(kernel.shape);
+      k = tf.add(k, tf.mul(merged, scale));
+    }
+    return k;
   }
 }
 
@@ -208,10 +211,4 @@ function variableFrom(t: tf.Tensor): tf.Variable {
   const v = tf.variable(t);
   t.dispose();
   return v;
-}
-
-function pairOf(v: unknown): [number, number] {
-  if (typeof v === 'number') return [v, v];
-  const a = (v as number[] | undefined) ?? [1, 1];
-  return [a[0]!, a[1] ?? a[0]!];
 }
