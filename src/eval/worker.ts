@@ -29,6 +29,9 @@ try {
       out,
       dataDir,
       expectIdentity: identity,
+      // The pool already runs a job on every core it was given: a batch thread per job would
+      // only compete with the other jobs (and costs a second of start-up each).
+      streamWorker: false,
       onProgress: (progress) => port.postMessage({ type: 'progress', progress }),
       onWarning: (text) => port.postMessage({ type: 'warning', text }),
     }).then(

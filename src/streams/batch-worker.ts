@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { CttaError } from '../errors.js';
+import { registrationCount } from '../util/registry.js';
 import type { Stream, StreamBatch } from './stream.js';
 
 /** Batches requested beyond the one being consumed: the worker always has the next one to do. */
@@ -58,14 +59,12 @@ export type WorkerReply =
  * (order, domains, tasks, labels, plan) and the number of registered datasets, corruptions and
  * orderings. Registrations beyond ctta's built-ins happen in one thread only (a worker imports
  * the built-ins alone), and a re-registered corruption would change pixels but not the layout.
- * The counts live on globalThis, shared by every copy of ctta's registry (src/util/registry.ts).
  */
 export function streamIdentity(stream: Stream): string {
   const h = createHash('sha256');
   const { ordering: o, source: s } = stream;
   for (const a of [o.order, o.domain, o.task, s.labels]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-  const slots = globalThis as unknown as Record<symbol, number[] | undefined>;
-  const registrations = ['datasets', 'corruptions', 'orderings'].map((r) => slots[Symbol.for(`ctta.${r}.registry.count`)]?.[0] ?? 0);
+  const registrations = ['datasets', 'corruptions', 'orderings'].map((r) => registrationCount(`ctta.${r}.registry`));
   h.update(JSON.stringify([stream.plan, o.domains, o.resetAt ?? null, [s.height, s.width, s.channels], registrations]));
   return h.digest('hex');
 }

@@ -21,6 +21,15 @@ export interface RegistryOptions {
 
 const DEFAULT_PATTERN = /^[a-z][a-z0-9_-]*$/;
 
+/**
+ * How many registrations the registry `key` (e.g. "ctta.corruptions.registry") has had in this
+ * thread, built-ins included (0 before its module loads). Two threads whose counts differ do not
+ * have the same entries: a worker thread loads the built-ins only, never the plug-ins.
+ */
+export function registrationCount(key: string): number {
+  return ((globalThis as unknown as Record<symbol, number[] | undefined>)[Symbol.for(`${key}.count`)] ?? [0])[0]!;
+}
+
 export class Registry<T extends { name: string }> {
   /**
    * The entries live on globalThis under `Symbol.for(key)`, not in this object: if ctta's modules
