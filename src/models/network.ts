@@ -91,8 +91,8 @@ export class Network {
   /**
    * Conv -> BatchNorm (-> ReLU) runs as one convolution with the norm folded into its weights and
    * bias (and the ReLU fused) whenever that norm normalises with its stored statistics and no
-   * hook or kernel transform is attached: the frozen-statistics passes (Source, LAME, analytic backbones, held-out
-   * evaluation) then skip two full-size elementwise passes per conv. Same function up to float32
+   * hook or kernel transform is attached: the frozen-statistics passes (Source, LAME, analytic
+   * backbones, held-out evaluation) then skip two full-size elementwise passes per conv. Same function up to float32
    * rounding (tests/bn-fold.test.ts: logits within 1e-5 relative); gradients flow through the
    * fold to the conv kernel and the norm's gamma/beta alike. Set false for the layer-by-layer path.
    */
