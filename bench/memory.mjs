@@ -79,6 +79,9 @@ const lines = [
       `| ${r.method} | ${r.images} | ${r.minutes.toFixed(1)} | ${r.tensorStart.toFixed(2)} / ${r.tensorEnd.toFixed(2)} / ${r.tensorMax.toFixed(2)} | ${r.leaked} | ${r.rss.map((v) => v.toFixed(0)).join(' / ')} | ${r.slope.toFixed(2)} |`,
   ),
   '',
+  'The methods run one after another in one process: a row\'s RSS includes the wasm heap the rows',
+  'before it grew (it never shrinks). Live tensor bytes are per run; a leak would show as end > start.',
+  '',
 ];
 console.log(lines.join('\n'));
 if (outFile) writeFileSync(outFile, lines.join('\n'));
