@@ -38,6 +38,7 @@ const HELP = `usage: npm run bench -- [options]     (after npm run build)
   --only a,b,...       sections to run (default all): ${SECTIONS.join(', ')}
   --no-peer            do not start the PyTorch peer
   --threads 1,2        the peer's torch.set_num_threads values (default 1,2)
+  --ctta-threads N     ctta's wasm threads (default 1; N > 1 is the threaded build, as ctta run --threads)
   --reps N             rounds per measurement (default 11; at least 7 for a measurement)
   --models a,b         pass models (default ${Object.keys(MODELS).join(',')})
   --methods a,b        methods of the methods section (default: every registered one)
@@ -47,6 +48,7 @@ const HELP = `usage: npm run bench -- [options]     (after npm run build)
 examples:
   nice -n 19 npm run bench -- --quick
   npm run bench -- --only forward,tent --threads 1
+  npm run bench -- --only passes --ctta-threads 2 --out bench/results-threads
   npm run bench -- --only methods --methods source,tent,cotta`;
 
 function usage(message) {
@@ -55,7 +57,7 @@ function usage(message) {
 }
 
 function parseArgs(argv) {
-  const o = { quick: false, peer: true, threads: [1, 2], only: new Set(SECTIONS), models: Object.keys(MODELS), backend: 'auto', out: 'bench/results' };
+  const o = { quick: false, peer: true, threads: [1, 2], cttaThreads: 1, only: new Set(SECTIONS), models: Object.keys(MODELS), backend: 'auto', out: 'bench/results' };
   const list = (v, name) => {
     if (v === undefined || v.startsWith('--')) usage(`${name} needs a value`);
     return v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -72,6 +74,9 @@ function parseArgs(argv) {
       const bad = names.filter((n) => !SECTIONS.includes(n));
       if (bad.length) usage(`--only: unknown section ${bad.join(', ')}; sections: ${SECTIONS.join(', ')}`);
       o.only = new Set(names);
+    } else if (a === '--ctta-threads') {
+      o.cttaThreads = Number(argv[++i]);
+      if (!Number.isInteger(o.cttaThreads) || o.cttaThreads < 1) usage('--ctta-threads: a positive integer');
     } else if (a === '--threads') {
       o.threads = list(argv[++i], a).map(Number);
       if (o.threads.some((t) => !Number.isInteger(t) || t < 1)) usage('--threads: positive integers, e.g. 1,2');
@@ -121,7 +126,7 @@ const startedAt = new Date();
 const loadStart = loadAverage();
 const cpu = cpuInfo();
 tf.env().set('PROD', true);
-const info = await setBackend(o.backend);
+const info = await setBackend(o.backend, { threads: o.cttaThreads });
 const sw = await softwareInfo(info);
 let peer;
 let peerNote;
@@ -256,9 +261,9 @@ async function benchModel(name) {
     const peerProf = await ask('profile', { id: name, pass, threads: peerThreads[0] ?? 1, top: 6, calls: o.inner });
     results.push({ pass, ctta, theirs, prof, peerMem, peerProf });
     const s = summary(ctta);
-    row('passes', name, pass, 'ctta', 1, 'ms_per_batch', 'ms', s);
-    row('passes', name, pass, 'ctta', 1, 'images_per_s', 'img/s', mapSummary(s, ips(batch)));
-    row('passes', name, pass, 'ctta', 1, 'peak_tensor_bytes', 'MiB', single(prof.peakBytes / MiB));
+    row('passes', name, pass, 'ctta', o.cttaThreads, 'ms_per_batch', 'ms', s);
+    row('passes', name, pass, 'ctta', o.cttaThreads, 'images_per_s', 'img/s', mapSummary(s, ips(batch)));
+    row('passes', name, pass, 'ctta', o.cttaThreads, 'peak_tensor_bytes', 'MiB', single(prof.peakBytes / MiB));
     for (const t of peerThreads) {
       const p = summary(theirs[t]);
       row('passes', name, pass, 'pytorch', t, 'ms_per_batch', 'ms', p);
@@ -289,8 +294,8 @@ async function benchModel(name) {
       const top = p.kernels.slice(0, 6).map((k) => `${k.name} ${share(k.ms, wall)}`).join(', ');
       const outside = Math.max(0, wall - p.kernelMs);
       prow.push([PASS_LABEL[r.pass], 'ctta', num(summary(r.ctta).median, 1), num(wall, 1), p.timed ? `${num(p.kernelMs, 1)} (${share(p.kernelMs, wall)})` : 'no timer', p.timed ? share(outside, wall) : '-', p.timed ? top : p.kernels.slice(0, 6).map((k) => `${k.name} x${k.calls}`).join(', ')]);
-      for (const k of p.kernels.slice(0, 10)) row('profile', name, r.pass, 'ctta', 1, `kernel:${k.name}`, 'ms', single(k.ms), `${k.calls} calls`);
-      row('profile', name, r.pass, 'ctta', 1, 'outside_kernels', 'ms', single(outside));
+      for (const k of p.kernels.slice(0, 10)) row('profile', name, r.pass, 'ctta', o.cttaThreads, `kernel:${k.name}`, 'ms', single(k.ms), `${k.calls} calls`);
+      row('profile', name, r.pass, 'ctta', o.cttaThreads, 'outside_kernels', 'ms', single(outside));
       if (r.peerProf) {
         const pp = r.peerProf;
         const ptop = pp.ops.map((k) => `${k.name} ${share(k.ms, pp.totalMs)}`).join(', ');
@@ -332,7 +337,7 @@ async function benchConv(name, c) {
         }
       }
       const g = mapSummary(summary(ctta), (ms) => gflops(flops, ms));
-      row('conv', name, key, 'ctta', 1, `${kind}_gflops`, 'GFLOP/s', g);
+      row('conv', name, key, 'ctta', o.cttaThreads, `${kind}_gflops`, 'GFLOP/s', g);
       cells.push(num(g.median, 1));
       for (const t of peerThreads) {
         const pg = mapSummary(summary(theirs[t]), (ms) => gflops(flops, ms));
@@ -361,7 +366,7 @@ async function benchGemm() {
   }
   g.dispose();
   const cg = mapSummary(summary(ctta), (ms) => gflops(g.flops, ms));
-  row('conv', '', `matMul ${o.gemmN}^3`, 'ctta', 1, 'gemm_gflops', 'GFLOP/s', cg);
+  row('conv', '', `matMul ${o.gemmN}^3`, 'ctta', o.cttaThreads, 'gemm_gflops', 'GFLOP/s', cg);
   const peerG = peerThreads.map((t) => {
     const pg = mapSummary(summary(theirs[t]), (ms) => gflops(g.flops, ms));
     row('conv', '', `matMul ${o.gemmN}^3`, 'pytorch', t, 'gemm_gflops', 'GFLOP/s', pg);
@@ -408,19 +413,19 @@ async function benchMethods() {
     const res = await benchSetting(scenario, methods, { warmupImages: o.warmupImages, rounds: o.methodRounds, perRound: o.methodPerRound }, log);
     all.push(res);
     const rows = res.rows.map((r) => {
-      row('methods', res.scenario.name, r.name, 'ctta', 1, 'images_per_s', 'img/s', r.ips);
-      row('methods', res.scenario.name, r.name, 'ctta', 1, 'ratio_to_source', '', r.ratio);
-      row('methods', res.scenario.name, r.name, 'ctta', 1, 'predict_ms', 'ms', r.predictMs);
-      row('methods', res.scenario.name, r.name, 'ctta', 1, 'adapt_ms', 'ms', r.adaptMs);
-      if (r.stateBytes !== undefined) row('methods', res.scenario.name, r.name, 'ctta', 1, 'state_bytes', 'MiB', single(r.stateBytes / MiB));
-      if (r.peakBytes !== undefined) row('methods', res.scenario.name, r.name, 'ctta', 1, 'peak_step_tensor_bytes', 'MiB', single(r.peakBytes / MiB));
-      if (r.error) row('methods', res.scenario.name, r.name, 'ctta', 1, 'error', '', undefined, r.error);
+      row('methods', res.scenario.name, r.name, 'ctta', o.cttaThreads, 'images_per_s', 'img/s', r.ips);
+      row('methods', res.scenario.name, r.name, 'ctta', o.cttaThreads, 'ratio_to_source', '', r.ratio);
+      row('methods', res.scenario.name, r.name, 'ctta', o.cttaThreads, 'predict_ms', 'ms', r.predictMs);
+      row('methods', res.scenario.name, r.name, 'ctta', o.cttaThreads, 'adapt_ms', 'ms', r.adaptMs);
+      if (r.stateBytes !== undefined) row('methods', res.scenario.name, r.name, 'ctta', o.cttaThreads, 'state_bytes', 'MiB', single(r.stateBytes / MiB));
+      if (r.peakBytes !== undefined) row('methods', res.scenario.name, r.name, 'ctta', o.cttaThreads, 'peak_step_tensor_bytes', 'MiB', single(r.peakBytes / MiB));
+      if (r.error) row('methods', res.scenario.name, r.name, 'ctta', o.cttaThreads, 'error', '', undefined, r.error);
       const state = r.hostBytes ? `${mib(r.stateBytes)} (host ${mib(r.hostBytes)})` : mib(r.stateBytes);
       return [r.name + (r.error ? ` (failed: ${r.error})` : ''), spread(r.ips, 1), ratioCell(r.ratio), num(r.predictMs?.median, 1), num(r.adaptMs?.median, 1), state, mib(r.peakBytes)];
     });
     for (const f of res.failed) {
       rows.push([`${f.name} (could not start: ${f.error})`, '-', '-', '-', '-', '-', '-']);
-      row('methods', res.scenario.name, f.name, 'ctta', 1, 'error', '', undefined, f.error);
+      row('methods', res.scenario.name, f.name, 'ctta', o.cttaThreads, 'error', '', undefined, f.error);
     }
     if (o.only.has('methods')) {
       out([
@@ -439,8 +444,8 @@ async function benchMethods() {
     for (const r of res.rows.filter((x) => analytic.includes(x.name) && !x.error)) {
       const frac = r.adaptMs.median / source.predictMs.median;
       const beyond = Math.max(0, r.adaptMs.median - source.predictMs.median) / source.predictMs.median;
-      row('analytic', res.scenario.name, r.name, 'ctta', 1, 'update_over_forward', '', single(frac));
-      row('analytic', res.scenario.name, r.name, 'ctta', 1, 'update_beyond_features_over_forward', '', single(beyond));
+      row('analytic', res.scenario.name, r.name, 'ctta', o.cttaThreads, 'update_over_forward', '', single(frac));
+      row('analytic', res.scenario.name, r.name, 'ctta', o.cttaThreads, 'update_beyond_features_over_forward', '', single(beyond));
       arows.push([r.name, res.scenario.name, num(r.adaptMs.median, 2), num(source.predictMs.median, 2), num(frac, 2), num(beyond, 2)]);
     }
   }
@@ -453,21 +458,21 @@ async function lameSection() {
   log('lame');
   const res = await benchLame(o.lame, log);
   const rows = res.rows.map((r) => {
-    row('lame', 'resnet8', r.label, 'ctta', 1, 'lame_ms', 'ms', r.ms);
-    row('lame', 'resnet8', r.label, 'ctta', 1, 'lame_over_forward', '', r.ratio);
+    row('lame', 'resnet8', r.label, 'ctta', o.cttaThreads, 'lame_ms', 'ms', r.ms);
+    row('lame', 'resnet8', r.label, 'ctta', o.cttaThreads, 'lame_over_forward', '', r.ratio);
     return [r.label, spread(r.ms, 2), spread(r.ratio, 3)];
   });
-  row('lame', 'resnet8', 'forward', 'ctta', 1, 'forward_ms', 'ms', res.forwardMs);
+  row('lame', 'resnet8', 'forward', 'ctta', o.cttaThreads, 'forward_ms', 'ms', res.forwardMs);
   out([`## LAME as a fraction of one forward (batch ${res.batch}, shipped ResNet-8 on the first batch of fmnist-c-continual)`, '', `Forward (features + logits): ${spread(res.forwardMs, 2)} ms.`, '', table(['affinity', 'LAME ms', 'LAME / forward (same round)'], rows)].join('\n'));
 }
 
 async function streamSection() {
   log('stream');
   const res = await benchStream(o.stream, log);
-  row('stream', 'fmnist-c-continual', 'all domains', 'ctta', 1, 'images_per_s', 'img/s', res.overall);
-  row('stream', 'fmnist-c-continual', 'model forward', 'ctta', 1, 'images_per_s', 'img/s', res.model);
+  row('stream', 'fmnist-c-continual', 'all domains', 'ctta', o.cttaThreads, 'images_per_s', 'img/s', res.overall);
+  row('stream', 'fmnist-c-continual', 'model forward', 'ctta', o.cttaThreads, 'images_per_s', 'img/s', res.model);
   const rows = res.domains.map((d) => {
-    row('stream', 'fmnist-c-continual', d.name, 'ctta', 1, 'images_per_s', 'img/s', d.ips);
+    row('stream', 'fmnist-c-continual', d.name, 'ctta', o.cttaThreads, 'images_per_s', 'img/s', d.ips);
     return [d.name, spread(d.ips, 0), num(d.ips.median / res.model.median, 1)];
   });
   rows.push(['**all domains**', spread(res.overall, 0), num(res.overall.median / res.model.median, 1)]);
@@ -477,7 +482,7 @@ async function streamSection() {
 // ---------------------------------------------------------------- the end: summary, load, files
 if (ratioSummary.length > 0 && o.threads.some((t) => ratioSummary[0][2][t])) {
   const rows = ratioSummary.map(([model, pass, r]) => [model, PASS_LABEL[pass], ...o.threads.map((t) => ratioCell(r[t]))]);
-  out(['## Summary: ctta / PyTorch images/s', '', table(['model', 'pass', ...o.threads.map((t) => `PyTorch at ${t} thread${t > 1 ? 's' : ''}`)], rows), '', `ctta runs on one core (${sw.backend}${sw.wasmThreads ? `, ${sw.wasmThreads} thread` : ''}).`].join('\n'));
+  out(['## Summary: ctta / PyTorch images/s', '', table(['model', 'pass', ...o.threads.map((t) => `PyTorch at ${t} thread${t > 1 ? 's' : ''}`)], rows), '', `ctta runs on ${sw.backend}${sw.wasmThreads ? ` with ${sw.wasmThreads} thread(s)` : ''}.`].join('\n'));
 }
 const loadEnd = loadAverage();
 const mem = process.memoryUsage();

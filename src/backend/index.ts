@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { CttaError } from '../errors.js';
 import { registerWasmKernels } from './wasm-kernels.js';
+import { initThreadedWasm } from './wasm-threads.js';
 
 export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -23,6 +24,8 @@ export interface BackendInfo {
   tfBackend: string;
   /** Versions of every tfjs package in use; recorded with every result. */
   versions: Record<string, string>;
+  /** wasm threads: 1 unless `--threads` started the threaded build (native backends: 1, they pick their own). */
+  threads: number;
   /** Why each backend tried before the chosen one did not load (for `ctta info`). */
   skipped: { name: string; reason: string }[];
 }
@@ -49,9 +52,10 @@ async function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-no
   if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but did not register`);
 }
 
+let wasmThreads = 1;
+
 async function tryWasm(): Promise<void> {
-  await import('@tensorflow/tfjs-backend-wasm');
-  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
+  wasmThreads = await initThreadedWasm(wantedThreads);
   registerWasmKernels();
 }
 
@@ -80,13 +84,22 @@ export function parseBackendName(name: string): BackendName {
   throw new CttaError(`unknown backend "${name}"`, { fix: `use one of: ${BACKEND_NAMES.join(', ')}` });
 }
 
+let wantedThreads = 1;
+
 /**
  * Selects and initialises a backend. Idempotent: asking again for the backend already running
- * returns its info without re-initialising.
+ * returns its info without re-initialising. `threads` > 1 starts wasm's threaded build
+ * (wasm-threads.ts); the native backends choose their own threads and ignore it.
  */
-export async function setBackend(requested: BackendName | string = 'auto'): Promise<BackendInfo> {
+export async function setBackend(requested: BackendName | string = 'auto', options: { threads?: number } = {}): Promise<BackendInfo> {
   const want = parseBackendName(requested);
-  if (current && (want === 'auto' || want === current.name)) return current;
+  if (current && (want === 'auto' || want === current.name)) {
+    if (options.threads !== undefined && options.threads !== current.threads && current.name === 'wasm') {
+      throw new CttaError(`the wasm backend already runs with ${current.threads} thread(s); it cannot change to ${options.threads} in one process`, { fix: 'choose --threads once per process' });
+    }
+    return current;
+  }
+  wantedThreads = options.threads ?? 1;
   const order: Exclude<BackendName, 'auto'>[] =
     want === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] : [want];
   const skipped: { name: string; reason: string }[] = [];
@@ -94,9 +107,10 @@ export async function setBackend(requested: BackendName | string = 'auto'): Prom
     try {
       await LOADERS[name]();
       await tf.ready();
-      current = { requested: want, name, tfBackend: tf.getBackend(), versions: tfVersions(), skipped };
+      current = { requested: want, name, tfBackend: tf.getBackend(), threads: name === 'wasm' ? wasmThreads : 1, versions: tfVersions(), skipped };
       return current;
     } catch (err) {
+      if (err instanceof CttaError) throw err; // a usage error (--threads), not a missing backend
       skipped.push({ name, reason: firstLine(err) });
     }
   }

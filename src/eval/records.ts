@@ -50,6 +50,8 @@ const runHeaderShape = {
   domains: z.array(z.string()),
   tasks: z.array(z.string()),
   backend: z.string(),
+  /** wasm threads (`--threads`); absent: 1. Describes the run, not part of its identity: results are identical. */
+  threads: z.number().int().positive().optional(),
   versions: z.record(z.string(), z.string()),
   ctta: z.string(),
   node: z.string(),

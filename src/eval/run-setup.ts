@@ -135,6 +135,7 @@ export async function openRun(spec: RunSpec): Promise<OpenRun> {
       domains: stream.ordering.domains.map((d) => d.name),
       tasks: stream.ordering.tasks.map((t) => t.name),
       backend,
+      ...((backendInfo()?.threads ?? 1) > 1 ? { threads: backendInfo()!.threads } : {}),
       versions: backendInfo()?.versions ?? {},
       ctta: packageVersion(),
       node: process.version,

@@ -39,6 +39,7 @@ export function runCommand(): Command {
     .option('--out <dir>', 'results directory (results/ holds the published reference results)', 'runs')
     .option('--set <method.option=value>', 'method (or variant label) option, repeatable (e.g. --set bn.alpha=0.5)', collect, [])
     .option('--workers <n>', 'parallel worker threads, one backend each', intOption('--workers', 1), 1)
+    .option('--threads <n>', 'wasm threads for one run (threaded build; for a sweep, --workers scales better)', intOption('--threads', 1), 1)
     .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the grid (then ctta merge)')
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
     .option('--plugin <file>', 'JavaScript module that registers methods, repeatable', collect, [])
@@ -53,6 +54,7 @@ Examples:
   # two variants of one method side by side: label=method, options set by label
   ctta run fmnist-c-dirichlet-sorted --methods source,lame,knn1=lame --set knn1.affinity=knn --set knn1.k=1
   ctta run fmnist-c-continual fmnist-c-dirichlet --workers 2
+  ctta run fmnist-c-continual --methods tent --threads 2   # one run on 2 cores (wasm)
   # online continual learning (labels after each prediction): buffer sizes as labelled variants
   ctta run fmnist-class-incremental --methods er-m100=er,er-m500=er --set er-m100.memorySize=100 --set er-m500.memorySize=500
   ctta run fmnist-base5-incremental --methods acil,aef-ocl,ds-al
@@ -90,8 +92,11 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
           return;
         }
       }
+      if (o.threads > 1 && o.workers > 1) {
+        throw new CttaError(`--threads ${o.threads} with --workers ${o.workers}: choose one`, { fix: '--workers N runs N runs at once, one core each (best for sweeps); --threads N gives one run N cores' });
+      }
       ensureOutputDir(o.out);
-      const backend = await setBackend(o.backend);
+      const backend = await setBackend(o.backend, { threads: o.threads });
       const quiet = o.quiet || o.json;
       let bar: Progress | undefined;
       let runStarted = Date.now();
