@@ -119,6 +119,9 @@ export async function openRun(spec: RunSpec): Promise<OpenRun> {
     if (method.labelSpace === 'head' && headClasses.length < numClasses) {
       warnings.push(`model ${describeModel(scenario.model)} predicts ${headClasses.length} of the ${numClasses} classes of ${scenario.dataset}: images of the other ${numClasses - headClasses.length} always count as errors for ${method.name}`);
     }
+    if (scenario.limit !== undefined) {
+      warnings.push(`${scenario.name} runs only its first ${scenario.limit} batch(es) (limit, --limit): a quick check, not the scenario's numbers`);
+    }
     // A method answering over all K classes itself needs no mapping: its columns are the classes.
     labels = new LabelSpace(method.labelSpace === 'head' ? headClasses : Array.from({ length: numClasses }, (_, i) => i), numClasses);
     const label = spec.label ?? method.name;

@@ -22,8 +22,9 @@ import { runScenario, type RunProgress } from './runner.js';
 import { runInWorkers } from './worker-pool.js';
 
 export interface SweepJob {
-  /** Scenario file, so a worker can load it again. */
+  /** Scenario file and the `--scenario-set` overrides applied to it, so a worker can load it again. */
   scenarioFile: string;
+  scenarioOverrides?: string[];
   scenario: string;
   method: string;
   /** The run's name in folders, tables and `--set` (a variant label, or the method's name). */
@@ -48,7 +49,7 @@ export function parseMethodEntry(entry: string): { label: string; method: string
  * The grid in a stable order: scenarios as given, then methods, then seeds. Options are keyed by
  * label. A scenario or seed given twice is run once (`--seeds 0,0`).
  */
-export function planSweep(scenarios: Scenario[], methods: string[] | undefined, seeds: number[] | undefined, methodOptions: Record<string, Record<string, unknown>> = {}): SweepJob[] {
+export function planSweep(scenarios: Scenario[], methods: string[] | undefined, seeds: number[] | undefined, methodOptions: Record<string, Record<string, unknown>> = {}, scenarioOverrides: string[] = []): SweepJob[] {
   const jobs: SweepJob[] = [];
   const names = new Map<string, string>();
   for (const s of scenarios) {
@@ -63,10 +64,15 @@ export function planSweep(scenarios: Scenario[], methods: string[] | undefined, 
     const twice = labels.find((l, i) => labels.indexOf(l) !== i);
     if (twice) throw new CttaError(`method "${twice}" is listed twice`, { fix: 'give variants of one method their own labels: --methods a=lame,b=lame' });
     for (const { label, method } of entries) {
-      for (const seed of new Set(seeds ?? s.seeds)) jobs.push({ scenarioFile: s.file, scenario: s.name, method, label, methodOptions: methodOptions[label] ?? {}, seed });
+      for (const seed of new Set(seeds ?? s.seeds)) jobs.push({ scenarioFile: s.file, ...(scenarioOverrides.length > 0 ? { scenarioOverrides } : {}), scenario: s.name, method, label, methodOptions: methodOptions[label] ?? {}, seed });
     }
   }
   return jobs;
+}
+
+/** The scenario a job runs: its file with the sweep's `--scenario-set` overrides. */
+export function jobScenario(job: SweepJob): Scenario {
+  return loadScenario(job.scenarioFile, job.scenarioOverrides);
 }
 
 /** "2/4" -> the 2nd of 4 slices (1-based): every 4th job starting at the 2nd. */
@@ -176,7 +182,7 @@ export async function runSweep(jobs: SweepJob[], o: SweepOptions): Promise<Sweep
       try {
         o.onEvent?.({ type: 'start', job: p.job, worker: 0 });
         const r = await runScenario({
-          scenario: loadScenario(p.job.scenarioFile),
+          scenario: jobScenario(p.job),
           method: p.job.method,
           label: p.job.label,
           methodOptions: p.job.methodOptions,
@@ -220,7 +226,7 @@ async function expectedIdentities(jobs: SweepJob[], out: string): Promise<Planne
   const planned: PlannedJob[] = [];
   for (const job of jobs) {
     let scenario = scenarios.get(job.scenarioFile);
-    if (!scenario) scenarios.set(job.scenarioFile, (scenario = loadScenario(job.scenarioFile)));
+    if (!scenario) scenarios.set(job.scenarioFile, (scenario = jobScenario(job)));
     const optionsKey = `${job.scenarioFile}\0${job.label}`;
     let effective = options.get(optionsKey);
     if (!effective) {

@@ -21,7 +21,7 @@ try {
   for (const p of plugins) await loadPlugin(p);
   port.on('message', ({ job, identity }: { job: SweepJob; identity: IdentityFields }) => {
     runScenario({
-      scenario: loadScenario(job.scenarioFile),
+      scenario: loadScenario(job.scenarioFile, job.scenarioOverrides),
       method: job.method,
       label: job.label,
       methodOptions: job.methodOptions,

@@ -103,6 +103,12 @@ const scenarioSchema = z.strictObject({
       every: z.number().int('expected a whole number of batches').positive('expected a number of batches >= 1').optional(),
     })
     .optional(),
+  /**
+   * Run only the first `limit` batches of the stream (a quick check: `ctta run --limit N`).
+   * Optional without a default, so it enters the scenario hash only when set: a limited run is
+   * another run than the whole stream, and is never mistaken for it.
+   */
+  limit: z.number().int('expected a whole number of batches').positive('expected a number of batches >= 1').optional(),
   /** Decoding of folder datasets (ImageNet-C): shorter side resized to `resize`, centre crop `crop`. */
   image: z.strictObject({ resize: z.number().int().positive(), crop: z.number().int().positive() }).optional(),
 });
@@ -139,7 +145,11 @@ export function resolveScenarioPath(nameOrPath: string): string {
   return resolve(found);
 }
 
-export function loadScenario(nameOrPath: string): Scenario {
+/**
+ * Loads a scenario, with `overrides` ("field=value", "a.b.c=value": the YACS habit) applied to
+ * its JSON before validation, so they are checked like the file's own fields and enter the hash.
+ */
+export function loadScenario(nameOrPath: string, overrides: readonly string[] = []): Scenario {
   const file = resolveScenarioPath(nameOrPath);
   const bytes = readJsonBytes(file, {
     shown: file,
@@ -157,24 +167,55 @@ export function loadScenario(nameOrPath: string): Scenario {
     const at = jsonErrorLineColumn(text);
     throw new CttaError(`${file}: not valid JSON${at ? ` at line ${at.line}, column ${at.column}` : ''}`, { fix: 'fix the JSON syntax' });
   }
-  return parseScenario(raw, file);
+  if (overrides.length === 0) return parseScenario(raw, file);
+  applyOverrides(raw, overrides, file);
+  return parseScenario(raw, `${file} (with --scenario-set ${overrides.join(' ')})`, file);
 }
 
-/** Validates a scenario object (e.g. built in code); `file` only labels messages. */
-export function parseScenario(raw: unknown, file = '(scenario)'): Scenario {
+/** Sets each "a.b.c=value" in `raw` (values are JSON when they parse as JSON, else strings). */
+function applyOverrides(raw: unknown, overrides: readonly string[], file: string): void {
+  for (const entry of overrides) {
+    const m = /^([A-Za-z$_][\w$]*(?:\.[A-Za-z_][\w]*)*)=(.*)$/s.exec(entry);
+    if (!m) {
+      throw new CttaError(`--scenario-set "${entry}" is not field=value`, { fix: 'e.g. --scenario-set batchSize=16 or --scenario-set ordering.params.samplesPerDomain=500' });
+    }
+    const path = m[1]!.split('.');
+    let value: unknown = m[2];
+    try {
+      value = JSON.parse(m[2]!);
+    } catch {
+      /* a plain string */
+    }
+    let node = raw as Record<string, unknown>;
+    for (const [k, key] of path.slice(0, -1).entries()) {
+      const child = node[key] ?? (node[key] = {});
+      if (typeof child !== 'object' || child === null || Array.isArray(child)) {
+        throw new CttaError(`--scenario-set "${entry}": ${path.slice(0, k + 1).join('.')} in ${file} is not an object`, { fix: 'set the field itself, e.g. --scenario-set ' + `${path.slice(0, k + 1).join('.')}=...` });
+      }
+      node = child as Record<string, unknown>;
+    }
+    node[path[path.length - 1]!] = value;
+  }
+}
+
+/**
+ * Validates a scenario object (e.g. built in code). `label` names it in messages; `file` is
+ * where it was read from (names the scenario and resolves its model), `label` by default.
+ */
+export function parseScenario(raw: unknown, label = '(scenario)', file = label): Scenario {
   const parsed = scenarioSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.length ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
     const what = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
-    throw new CttaError(`${file}: ${field}: ${what}`, { fix: 'see "Scenario files" in the README for the fields and their values' });
+    throw new CttaError(`${label}: ${field}: ${what}`, { fix: 'see "Scenario files" in the README for the fields and their values' });
   }
   const s = parsed.data;
   if (s.domains && s.corruptions) {
-    throw new CttaError(`${file}: give either "domains" or "corruptions" (+ "severities"), not both`, { fix: 'remove one of them' });
+    throw new CttaError(`${label}: give either "domains" or "corruptions" (+ "severities"), not both`, { fix: 'remove one of them' });
   }
   if (!s.domains && !s.corruptions) {
-    throw new CttaError(`${file}: no domains: add "corruptions" (+ "severities") or "domains"`, { fix: 'e.g. "corruptions": ["gaussian_noise"], "severities": [5]' });
+    throw new CttaError(`${label}: no domains: add "corruptions" (+ "severities") or "domains"`, { fix: 'e.g. "corruptions": ["gaussian_noise"], "severities": [5]' });
   }
   const gradual = s.ordering.name === 'gradual';
   const domains: DomainSpec[] =
@@ -185,16 +226,16 @@ export function parseScenario(raw: unknown, file = '(scenario)'): Scenario {
     );
   domains.forEach((d, i) => {
     if (d.corruption !== CLEAN_CORRUPTION && d.severity === 0) {
-      throw new CttaError(`${file}: domains[${i}].severity: 0 is only for "none" (clean)`, { fix: 'use a severity 1-5' });
+      throw new CttaError(`${label}: domains[${i}].severity: 0 is only for "none" (clean)`, { fix: 'use a severity 1-5' });
     }
   });
   const { domains: _d, corruptions: _c, severities: _s, name: given, $schema: _schema, ...rest } = s;
   // Scenarios built in code (no file) are named "scenario" unless they say otherwise.
   const name = given ?? (file === '(scenario)' ? 'scenario' : basename(file, '.json'));
   if (!SCENARIO_NAME.test(name)) {
-    throw new CttaError(`${file}: the file name "${name}" cannot name a results folder`, { fix: 'add a "name" field of letters, digits, ".", "_", "+" and "-"' });
+    throw new CttaError(`${label}: the file name "${name}" cannot name a results folder`, { fix: 'add a "name" field of letters, digits, ".", "_", "+" and "-"' });
   }
-  if (isScratch(s.model)) checkScratchModel(s.model, file);
+  if (isScratch(s.model)) checkScratchModel(s.model, label);
   const scenario = { ...rest, name, file, domains };
   // A field added later with a default enters the hash only when set otherwise, so results of
   // scenarios written before it existed keep their identity.

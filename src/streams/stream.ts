@@ -72,7 +72,8 @@ export class Stream {
     readonly ordering: Ordering,
     readonly source: DomainImageSource,
   ) {
-    this.plan = planBatches(ordering, scenario.batchSize);
+    // `limit` cuts the planned batches, not the ordering: the first batches are those of the whole stream.
+    this.plan = planBatches(ordering, scenario.batchSize).slice(0, scenario.limit ?? Infinity);
   }
 
   get numBatches(): number {

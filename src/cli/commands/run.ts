@@ -1,14 +1,18 @@
 import { Command } from 'commander';
 import { setBackend } from '../../backend/index.js';
 import { CttaError } from '../../errors.js';
-import { runSweep, parseShard, planSweep, shardJobs, type SweepEvent } from '../../eval/sweep.js';
+import { isFinished, runFile } from '../../eval/result-writer.js';
+import { runSweep, parseShard, planSweep, shardJobs, type SweepEvent, type SweepJob } from '../../eval/sweep.js';
 import { createMethod, loadPlugin } from '../../methods/index.js';
 import { readResults } from '../../report/results.js';
 import { formatMarkdown, summarize } from '../../report/table.js';
-import { loadScenario } from '../../streams/scenario.js';
+import { loadScenario, type Scenario } from '../../streams/scenario.js';
 import { intOption } from '../parse.js';
 import { formatSeconds, onInterrupt, progressBar, type Progress } from '../progress.js';
 import { ensureOutputDir } from '../../util/output-dir.js';
+
+/** Top-level scenario fields, to point `--set batchSize=16` at `--scenario-set`. */
+const SCENARIO_FIELDS = new Set(['name', 'dataset', 'split', 'clean', 'model', 'modelClasses', 'domains', 'corruptions', 'severities', 'ordering', 'batchSize', 'heldOut', 'limit', 'image']);
 
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -18,7 +22,13 @@ function parseSet(entries: string[]): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
   for (const e of entries) {
     const m = /^([A-Za-z][\w-]*)\.([A-Za-z_]\w*)=(.*)$/.exec(e);
-    if (!m) throw new CttaError(`--set "${e}" is not method.option=value`, { fix: 'e.g. --set bn.alpha=0.5 (the method or its label, a dot, the option, =, the value)' });
+    if (!m) {
+      const field = /^([A-Za-z]\w*)(?:\.[\w.]*)?=/.exec(e)?.[1];
+      if (field && SCENARIO_FIELDS.has(field)) {
+        throw new CttaError(`--set "${e}" sets a scenario field, not a method option`, { fix: `use --scenario-set ${e}` });
+      }
+      throw new CttaError(`--set "${e}" is not method.option=value`, { fix: 'e.g. --set bn.alpha=0.5 (the method or its label, a dot, the option, =, the value)' });
+    }
     let value: unknown = m[3];
     try {
       value = JSON.parse(m[3]!);
@@ -38,6 +48,9 @@ export function runCommand(): Command {
     .option('--seeds <list>', 'comma-separated seeds (default: each scenario\'s "seeds")', (v) => list(v).map((s) => intOption('--seeds')(s)))
     .option('--out <dir>', 'results directory (results/ holds the published reference results)', 'runs')
     .option('--set <method.option=value>', 'method (or variant label) option, repeatable (e.g. --set bn.alpha=0.5)', collect, [])
+    .option('--scenario-set <field=value>', 'override a scenario field, repeatable (e.g. batchSize=16, ordering.params.samplesPerDomain=500); enters the scenario hash', collect, [])
+    .option('--limit <n>', 'run only the first n batches of each stream (a quick check; same as --scenario-set limit=n)', intOption('--limit', 1))
+    .option('--dry-run', 'print the resolved scenarios and the grid of runs, and run nothing')
     .option('--workers <n>', 'parallel worker threads, one backend each', intOption('--workers', 1), 1)
     .option('--threads <n>', 'wasm threads for one run (threaded build; for a sweep, --workers scales better)', intOption('--threads', 1), 1)
     .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the grid (then ctta merge)')
@@ -51,6 +64,10 @@ export function runCommand(): Command {
 Examples:
   ctta run fmnist-c-continual --methods source,bn
   ctta run fmnist-c-continual --methods bn --set bn.alpha=0.1 --seeds 0 --out results/alpha
+  # scenario fields from the command line (a new scenario hash: use its own --out or name)
+  ctta run fmnist-c-continual --methods bn,tent --scenario-set batchSize=16 --scenario-set name=fmnist-c-bs16
+  ctta run fmnist-c-continual --methods tent --limit 5 --out /tmp/quick   # first 5 batches
+  ctta run fmnist-c-continual --seeds 0,1,2 --dry-run                      # what would run
   # two variants of one method side by side: label=method, options set by label
   ctta run fmnist-c-dirichlet-sorted --methods source,lame,knn1=lame --set knn1.affinity=knn --set knn1.k=1
   ctta run fmnist-c-continual fmnist-c-dirichlet --workers 2
@@ -68,9 +85,10 @@ one with other settings is refused: write to another --out or give the variant a
 Two sweeps on one --out share the work: each skips the runs the other is computing.`)
     .action(async (names: string[], o) => {
       for (const p of o.plugin as string[]) await loadPlugin(p);
-      const scenarios = names.map((n) => loadScenario(n));
+      const overrides: string[] = [...o.scenarioSet, ...(o.limit !== undefined ? [`limit=${o.limit}`] : [])];
+      const scenarios = names.map((n) => loadScenario(n, overrides));
       const methodOptions = parseSet(o.set);
-      let jobs = planSweep(scenarios, o.methods, o.seeds, methodOptions);
+      let jobs = planSweep(scenarios, o.methods, o.seeds, methodOptions, overrides);
       // Unknown names and bad options fail before any work starts.
       const checked = new Set<string>();
       for (const j of jobs) {
@@ -91,6 +109,10 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
           if (!o.quiet) process.stderr.write(`nothing to do in this shard: shard ${o.shard} of a ${grid}-run grid is empty\n`);
           return;
         }
+      }
+      if (o.dryRun) {
+        printDryRun(scenarios, jobs, o.out, grid);
+        return;
       }
       if (o.threads > 1 && o.workers > 1) {
         throw new CttaError(`--threads ${o.threads} with --workers ${o.workers}: choose one`, { fix: '--workers N runs N runs at once, one core each (best for sweeps); --threads N gives one run N cores' });
@@ -165,4 +187,21 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
         });
       }
     });
+}
+
+/** `--dry-run`: the scenarios as they will run (overrides applied) and one line per run. */
+function printDryRun(scenarios: Scenario[], jobs: SweepJob[], out: string, grid: number): void {
+  for (const s of scenarios) {
+    // Methods and seeds are the grid's (below); the domains fit on one line.
+    const { file, hash, domains, methods: _m, seeds: _s, description: _d, ...fields } = s;
+    console.log(`scenario ${s.name} (${file}, hash ${hash.slice(0, 12)}):`);
+    console.log(`  domains: ${domains.map((d) => d.name ?? `${d.corruption}${d.severity !== undefined ? `-${d.severity}` : ''}`).join(', ')}`);
+    for (const [k, v] of Object.entries(fields)) console.log(`  ${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  }
+  console.log(`${jobs.length} run(s)${jobs.length < grid ? ` (this shard of a ${grid}-run grid)` : ''}:`);
+  for (const j of jobs) {
+    const options = Object.keys(j.methodOptions).length > 0 ? ` ${JSON.stringify(j.methodOptions)}` : '';
+    const state = isFinished(runFile(out, j.scenario, j.label, j.seed)) ? ' (finished: would be reused if it is the same run)' : '';
+    console.log(`  ${j.scenario} ${j.label}${j.label !== j.method ? `=${j.method}` : ''} seed ${j.seed}${options} -> ${runFile(out, j.scenario, j.label, j.seed)}${state}`);
+  }
 }
