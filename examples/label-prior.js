@@ -6,6 +6,10 @@
 // source model, BatchNorm on its stored statistics) and overrides only what differs.
 //
 //   npx ctta run fmnist-c-dirichlet-sorted --plugin examples/label-prior.js --methods source,label-prior
+//
+// The older form of a plug-in: it imports from 'ctta' and registers when loaded, so 'ctta',
+// '@tensorflow/tfjs' and 'zod' must resolve from its folder (inside a project that installed
+// ctta). examples/pseudo-label.js shows the form that works from any folder.
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { FrozenMethod, registerMethod } from 'ctta';

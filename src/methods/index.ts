@@ -22,5 +22,6 @@ import { sealBuiltInMethods } from './registry.js';
 // Plug-ins may add methods, not replace these.
 sealBuiltInMethods();
 
-export { createMethod, datasetDefaults, getMethodDefinition, listMethods, loadPlugin, registerMethod, resolveMethodOptions } from './registry.js';
+export { createMethod, datasetDefaults, getMethodDefinition, listMethods, registerMethod, resolveMethodOptions } from './registry.js';
+export { loadPlugin } from './plugin.js';
 export type { AdaptationMethod, Diagnostics, MethodContext, MethodDefinition } from './types.js';

@@ -1,9 +1,7 @@
 /**
- * Method registry (timm-style `createMethod(name, options)`) and the plug-in loader: a user's
- * module registers more methods with `registerMethod` and is loaded with `--plugin file.js`.
+ * Method registry (timm-style `createMethod(name, options)`); a user's module registers more
+ * methods with `registerMethod` and is loaded with `--plugin file.js` (plugin.ts).
  */
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { CttaError } from '../errors.js';
 import { Registry } from '../util/registry.js';
 import type { DatasetDefaultsKey } from '../streams/datasets/types.js';
@@ -66,37 +64,13 @@ export function createMethod(name: string, options: Record<string, unknown> = {}
   return method;
 }
 
-/** The names each plug-in file registered, so loading it again (ESM caches modules) reports them again. */
-const pluginNames = new Map<string, string[]>();
+/** How many registrations there have been (a plug-in that registers nothing is a mistake). */
+export function methodRegistrations(): number {
+  return methods.registrationCount;
+}
 
 /** Marks the methods registered so far as built in (methods/index.ts, after importing them). */
 export function sealBuiltInMethods(): void {
   methods.seal();
 }
 
-/**
- * Imports a user's module; it registers methods as a side effect (via `registerMethod`).
- * Returns the names it registered.
- */
-export async function loadPlugin(file: string): Promise<string[]> {
-  const path = resolve(file);
-  const known = pluginNames.get(path);
-  if (known) return known;
-  const count = methods.registrationCount;
-  const before = new Map(methods.list().map((d) => [d.name, d] as const));
-  try {
-    await import(pathToFileURL(path).href);
-  } catch (err) {
-    if (err instanceof CttaError) throw new CttaError(`plug-in ${file}: ${err.message}`, { fix: err.fix });
-    throw new CttaError(`plug-in ${file} could not be loaded: ${(err as Error).message.split('\n')[0]}`, {
-      fix: 'check the path; the module must be JavaScript (ESM) that imports { registerMethod } from "ctta"',
-    });
-  }
-  // New names, and names it registered again (its own, from an earlier load of another path).
-  const registered = methods.list().filter((d) => before.get(d.name) !== d).map((d) => d.name);
-  if (methods.registrationCount === count) {
-    throw new CttaError(`plug-in ${file} registered no method`, { fix: 'call registerMethod({...}) in the module' });
-  }
-  pluginNames.set(path, registered);
-  return registered;
-}

@@ -1,17 +1,18 @@
 /**
- * Every registered method, and every example plug-in (examples/*.js), against the method
+ * Every registered method, and every example plug-in (examples/*.js, *.ts), against the method
  * contract (./check-method.ts): no failures expected.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import '../../src/methods/index.js';
-import { listMethods, loadPlugin } from '../../src/methods/registry.js';
+import { listMethods } from '../../src/methods/registry.js';
+import { loadPlugin } from '../../src/methods/plugin.js';
 import { ROOT, useWasm } from '../helpers.js';
 import { checkMethod } from './check-method.js';
 
 // The plug-ins import from 'ctta', i.e. the built dist/ (`npm test` builds it first).
-const examples = readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.js'));
+const examples = readdirSync(join(ROOT, 'examples')).filter((f) => /\.(js|ts)$/.test(f));
 const plugins: string[] = [];
 for (const file of examples) plugins.push(...(await loadPlugin(join(ROOT, 'examples', file))));
 

@@ -5,7 +5,7 @@ import { CORRUPTIONS, EXTRA_CORRUPTIONS } from '../../streams/corruptions/index.
 import { orderingNames } from '../../streams/orderings/index.js';
 import { loadScenario, scenariosDir } from '../../streams/scenario.js';
 import { CttaError } from '../../errors.js';
-import { listMethods } from '../../methods/index.js';
+import { listMethods, loadPlugin } from '../../methods/index.js';
 import type { DatasetDefaultsKey } from '../../streams/datasets/types.js';
 
 const DATASET_ROWS: DatasetDefaultsKey[] = ['cifar10', 'cifar100', 'imagenet', 'fashion-mnist'];
@@ -16,12 +16,15 @@ export function listCommand(): Command {
   return new Command('list')
     .description(`list what ctta knows: ${WHAT.join(', ')}`)
     .argument('<what>', WHAT.join(' | '))
+    .option('--plugin <file>', 'load a plug-in first (its methods and their options are listed), repeatable', (v: string, prev: string[]) => [...prev, v], [])
     .addHelpText('after', `
 Examples:
   ctta list methods
+  ctta list methods --plugin examples/pseudo-label.js
   ctta list corruptions
   ctta list scenarios`)
-    .action((what: string) => {
+    .action(async (what: string, o: { plugin: string[] }) => {
+      for (const p of o.plugin) await loadPlugin(p);
       switch (what) {
         case 'methods':
           for (const m of listMethods()) {

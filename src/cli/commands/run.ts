@@ -55,7 +55,7 @@ export function runCommand(): Command {
     .option('--threads <n>', 'wasm threads for one run (threaded build; for a sweep, --workers scales better)', intOption('--threads', 1), 1)
     .option('--shard <i/n>', 'run only the i-th of n deterministic slices of the grid (then ctta merge)')
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
-    .option('--plugin <file>', 'JavaScript module that registers methods, repeatable', collect, [])
+    .option('--plugin <file>', 'a module (.js, .ts) that registers methods, repeatable; see examples/', collect, [])
     .option('--data-dir <dir>', 'where the dataset files are')
     .option('--quiet', 'no progress output')
     .option('--json', 'print the final table rows as JSON')
