@@ -92,11 +92,12 @@ export interface Progress {
   stop(): void;
 }
 
-export function progressBar(total: number, format: string, options: { quiet?: boolean } = {}): Progress {
+export function progressBar(total: number, format: string, options: { quiet?: boolean; barSize?: number } = {}): Progress {
   if (options.quiet) return { update() {}, stop() {} };
   const bar = new cliProgress.SingleBar(
     {
       format,
+      barsize: options.barSize ?? 40,
       stream: process.stderr,
       hideCursor: true,
       etaBuffer: 50,
@@ -126,6 +127,25 @@ export function progressBar(total: number, format: string, options: { quiet?: bo
       unlistenIfIdle();
     },
   };
+}
+
+/** The widest text a run's bar shows after the bar itself (` 100% err 100.0% 99999/s ETA 59m59s all 99h59m`). */
+export const RUN_BAR_TAIL = 46;
+const MIN_BAR = 6;
+
+/**
+ * A sweep run's progress line, `run k/n <name> [bar] 45% err 23.1% 1450/s ETA 0m12s all 3m10s`,
+ * sized to fit 80 columns: the name is cut to what fits beside a bar of at least MIN_BAR.
+ * Fields: err, ips, eta_t, sweep (" all <sweep ETA>" or "").
+ */
+export function runBarFormat(k: number, n: number, name: string): { format: string; barSize: number } {
+  const counter = `run ${k}/${n} `;
+  // 79 columns (a terminal wraps a line that fills the 80th) = counter + name + " [" + bar + "]" + tail.
+  const room = 79 - counter.length - 3 - RUN_BAR_TAIL - MIN_BAR;
+  const cut = name.length > room ? `${name.slice(0, Math.max(1, room - 1))}~` : name;
+  const prefix = counter + cut;
+  const barSize = Math.max(MIN_BAR, 79 - prefix.length - 3 - RUN_BAR_TAIL);
+  return { format: `${prefix} [{bar}] {percentage}% err {err}% {ips}/s ETA {eta_t}{sweep}`, barSize };
 }
 
 export function formatSeconds(s: number): string {

@@ -45,7 +45,7 @@ export interface TableRow {
    * per task after the last task; 'diagnostics': batches, then each per-batch diagnostic's mean
    * over the run.
    */
-  kind: 'ctta' | 'ocl' | 'diagnostics';
+  kind: 'ctta' | 'ocl' | 'summary' | 'diagnostics';
   seeds: number[];
   cells: TableCell[];
 }
@@ -55,6 +55,8 @@ export interface SummarizeOptions {
   scenario?: string;
   /** Only these methods, in this order (default: all, `source` first, then alphabetical). */
   methods?: string[];
+  /** Not a filter: these first, in this order (`ctta run --methods`), then the others as usual. */
+  prefer?: string[];
   /** Columns of `summarize`'s rows; see TableLayout (default 'auto'). */
   layout?: TableLayout;
 }
@@ -62,10 +64,12 @@ export interface SummarizeOptions {
 /**
  * 'ctta': error per domain (the CTTA papers' table); 'ocl': the accuracy-matrix metrics and
  * accuracy per task (online continual learning); 'auto': 'ocl' for a scenario whose runs have an
- * accuracy matrix (held-out task evaluations), 'ctta' otherwise.
+ * accuracy matrix (held-out task evaluations), 'ctta' otherwise. 'summary': a few columns that
+ * fit a terminal (what `ctta run` prints): mean and online error, ECE, speed and memory, and for
+ * OCL runs final average accuracy and forgetting first.
  */
-export type TableLayout = 'auto' | 'ctta' | 'ocl';
-export const TABLE_LAYOUTS: readonly TableLayout[] = ['auto', 'ctta', 'ocl'];
+export type TableLayout = 'auto' | 'ctta' | 'ocl' | 'summary';
+export const TABLE_LAYOUTS: readonly TableLayout[] = ['auto', 'ctta', 'ocl', 'summary'];
 
 /** What "±" shows: 'auto' = std for 2 seeds, 95% CI half-width for 3 or more. */
 export type Spread = 'auto' | 'std' | 'ci95' | 'none';
@@ -102,6 +106,10 @@ export function summarize(runs: FinishedRun[], options: SummarizeOptions = {}): 
   return groupRuns(runs, options).flatMap(({ scenario, groups }) => {
     // Columns are decided per scenario, so that all its rows print as one table.
     const ofScenario = groups.flatMap((g) => g.runs);
+    if (options.layout === 'summary') {
+      const ocl = ofScenario.every((r) => r.summary.accuracyMatrix !== undefined);
+      return groups.map(({ method, runs }) => summaryRow(scenario, method, runs, ocl));
+    }
     const layout = chooseLayout(scenario, ofScenario, options.layout ?? 'auto');
     const parts = statePartNames(ofScenario);
     if (layout === 'ctta') return groups.map(({ method, runs }) => cttaRow(scenario, method, runs, parts));
@@ -235,7 +243,9 @@ function groupRuns(runs: FinishedRun[], options: SummarizeOptions): { scenario: 
     if (options.scenario !== undefined && scenario !== options.scenario) continue;
     const ofScenario = runs.filter((r) => r.header.scenario === scenario);
     checkSameScenario(ofScenario);
-    const groups = orderMethods(ofScenario.map((r) => runName(r.header)), options.methods, scenario).map((method) => ({
+    const present = orderMethods(ofScenario.map((r) => runName(r.header)), options.methods, scenario);
+    const first = (options.prefer ?? []).filter((m) => present.includes(m));
+    const groups = [...new Set([...first, ...present])].map((method) => ({
       method,
       runs: ofScenario.filter((r) => runName(r.header) === method).sort((a, b) => a.header.seed - b.header.seed),
     }));
@@ -298,6 +308,23 @@ function cttaRow(scenario: string, method: string, runs: FinishedRun[], parts: s
   cells.push(cellOf(runs, 'peak MiB', 2, (r) => r.summary.peakTensorBytes / MIB));
   cells.push(...stateCells(runs, parts));
   return { scenario, method, kind: 'ctta', seeds: runs.map((r) => r.header.seed), cells };
+}
+
+function summaryRow(scenario: string, method: string, runs: FinishedRun[], ocl: boolean): TableRow {
+  const cells: TableCell[] = [];
+  if (ocl) {
+    const metric = (r: FinishedRun, key: keyof MatrixMetrics) => r.summary[key] ?? matrixMetrics(r.summary.accuracyMatrix!)[key];
+    cells.push(cellOf(runs, 'avg acc', 1, (r) => pct(metric(r, 'finalAverageAccuracy'))));
+    cells.push(cellOf(runs, 'forgetting', 1, (r) => pct(metric(r, 'forgetting'))));
+  } else {
+    cells.push(cellOf(runs, 'mean err', 1, (r) => pct(r.summary.meanError)));
+  }
+  cells.push(cellOf(runs, 'online err', 1, (r) => pct(r.summary.onlineError)));
+  cells.push(cellOf(runs, 'ECE', 1, (r) => pct(r.summary.ece)));
+  cells.push(cellOf(runs, 'img/s', 0, (r) => r.summary.imagesPerSecond));
+  cells.push(cellOf(runs, 'peak MiB', 2, (r) => r.summary.peakTensorBytes / MIB));
+  cells.push(cellOf(runs, 'state MiB', 2, (r) => r.summary.methodStateBytes / MIB));
+  return { scenario, method, kind: 'summary', seeds: runs.map((r) => r.header.seed), cells };
 }
 
 function oclRow(scenario: string, method: string, runs: FinishedRun[], columns: OclColumns): TableRow {
@@ -375,6 +402,17 @@ function oclLegend(row: TableRow): string {
   ].join('; ') + '.';
 }
 
+function summaryLegend(row: TableRow): string {
+  const ocl = row.cells[0]?.column === 'avg acc';
+  return [
+    ...(ocl ? ['avg acc: final average accuracy over all tasks', 'forgetting: best earlier accuracy minus final, mean over all tasks but the last'] : ['mean err: the error of each domain, averaged over domains']),
+    'online err: the error over all images in stream order',
+    'ECE: expected calibration error (15 bins)',
+    'peak MiB: tensor memory',
+    'state MiB: what the method holds beyond the model',
+  ].join('; ') + '.';
+}
+
 function escapeMd(s: string): string {
   return s.replace(/\|/g, '\\|');
 }
@@ -385,7 +423,12 @@ export function formatMarkdown(rows: TableRow[], options: { spread?: Spread } = 
   const parts: string[] = [];
   for (const group of tables(rows)) {
     const first = group[0]!;
-    const what = { ctta: 'error (%) per domain', ocl: 'accuracy-matrix metrics (%) and accuracy (%) per task after the last task', diagnostics: 'diagnostics, mean per batch over the run' }[first.kind];
+    const what = {
+      ctta: 'error (%) per domain',
+      ocl: 'accuracy-matrix metrics (%) and accuracy (%) per task after the last task',
+      summary: 'summary (%)',
+      diagnostics: 'diagnostics, mean per batch over the run',
+    }[first.kind];
     const head = ['method', 'seeds', ...first.cells.map((c) => escapeMd(c.column))];
     const body = group.map((r) => [escapeMd(r.method), String(r.seeds.length), ...r.cells.map((c) => formatCell(c, spread))]);
     const widths = head.map((h, k) => Math.max(3, h.length, ...body.map((b) => b[k]!.length)));
@@ -393,6 +436,7 @@ export function formatMarkdown(rows: TableRow[], options: { spread?: Spread } = 
     const rule = `| ${widths.map((w, k) => (k === 0 ? ':' + '-'.repeat(w - 1) : '-'.repeat(w - 1) + ':')).join(' | ')} |`;
     const lines = [`### ${escapeMd(first.scenario)}: ${what}, mean over seeds`, '', line(head), rule, ...body.map(line)];
     if (first.kind === 'ocl') lines.push('', oclLegend(first));
+    if (first.kind === 'summary') lines.push('', summaryLegend(first));
     const note = spreadNote(group, spread);
     if (note) lines.push('', note);
     parts.push(lines.join('\n') + '\n');

@@ -7,8 +7,8 @@ import { createMethod, loadPlugin } from '../../methods/index.js';
 import { readResults } from '../../report/results.js';
 import { formatMarkdown, summarize } from '../../report/table.js';
 import { loadScenario, type Scenario } from '../../streams/scenario.js';
-import { intOption } from '../parse.js';
-import { formatSeconds, onInterrupt, progressBar, type Progress } from '../progress.js';
+import { choiceOption, intOption } from '../parse.js';
+import { formatSeconds, onInterrupt, progressBar, runBarFormat, type Progress } from '../progress.js';
 import { ensureOutputDir } from '../../util/output-dir.js';
 
 /** Top-level scenario fields, to point `--set batchSize=16` at `--scenario-set`. */
@@ -58,6 +58,7 @@ export function runCommand(): Command {
     .option('--plugin <file>', 'a module (.js, .ts) that registers methods, repeatable; see examples/', collect, [])
     .option('--data-dir <dir>', 'where the dataset files are')
     .option('--quiet', 'no progress output')
+    .option('--table <kind>', 'the table printed at the end: summary (fits a terminal) | full (error per domain or per task)', choiceOption('--table', ['summary', 'full'] as const), 'summary')
     .option('--json', 'print the final table rows as JSON')
     .option('--verbose', 'print the stack trace of a failed run')
     .addHelpText('after', `
@@ -129,30 +130,51 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
         bar = undefined;
         process.stderr.write(`${line}\n`);
       };
+      // Progress: "run k/n" over the runs this sweep computes (not the skipped ones), a bar that
+      // fits 80 columns, and a sweep ETA from the runs finished so far.
+      const oneScenario = scenarios.length === 1;
+      let skipped = 0;
+      let begun = 0;
+      let finished = 0;
+      const toRun = () => jobs.length - skipped;
+      const sweepEta = () => {
+        if (finished === 0) return '';
+        const perRun = (Date.now() - started) / 1000 / finished;
+        return ` all ${formatSeconds((perRun * (toRun() - finished)) / o.workers)}`;
+      };
       const onEvent = (e: SweepEvent) => {
         const label = `${e.job.scenario} ${e.job.label} seed ${e.job.seed}`;
+        const short = `${oneScenario ? '' : `${e.job.scenario} `}${e.job.label} s${e.job.seed}`;
         if (e.type === 'failed') return say(`failed ${label}: ${e.error.toLine()}`);
         if (e.type === 'warning') {
           if (!warned.has(e.text)) say(`warning: ${e.text}`);
           warned.add(e.text);
           return;
         }
+        if (e.type === 'skip' || e.type === 'busy') skipped++;
+        if (e.type === 'start') begun++;
+        if (e.type === 'done') finished++;
         if (quiet) return;
         if (e.type === 'skip') return say(`skip ${label} (finished: ${e.file})`);
         if (e.type === 'busy') return say(`skip ${label} (being run by ${e.holder})`);
         if (o.workers > 1) {
-          if (e.type === 'done') say(`done ${label}: mean error ${(e.summary.meanError * 100).toFixed(1)}%, ${e.summary.imagesPerSecond.toFixed(0)} img/s [worker ${e.worker}]`);
+          if (e.type === 'start') say(`run ${begun}/${toRun()} ${label}: started [worker ${e.worker}]`);
+          if (e.type === 'done') say(`run ${finished}/${toRun()} done ${label}: mean error ${(e.summary.meanError * 100).toFixed(1)}%, ${e.summary.imagesPerSecond.toFixed(0)} img/s [worker ${e.worker}]${sweepEta() ? `, sweep ETA${sweepEta().replace(' all', '')}` : ''}`);
           return;
         }
         if (e.type === 'start') {
           runStarted = Date.now();
-          bar = progressBar(1, `${label} [{bar}] {percentage}% | err {err}% | {ips} img/s | ETA {eta_t}`, { quiet });
+          // Until the first batch (model, stream, a method's warm-up such as EATA's Fisher pass)
+          // the bar has nothing to show: say what is happening.
+          say(`run ${begun}/${toRun()} ${label}: setting up`);
+          const { format, barSize } = runBarFormat(begun, toRun(), short);
+          bar = progressBar(1, format, { quiet, barSize });
         }
         if (e.type === 'progress') {
           const p = e.progress;
           // ETA from wall-clock time: it includes loading and corrupting the stream.
           const elapsed = (Date.now() - runStarted) / 1000;
-          bar?.update(p.batch / p.batches, { err: (p.error * 100).toFixed(1), ips: p.imagesPerSecond.toFixed(0), eta_t: formatSeconds((elapsed * (p.batches - p.batch)) / Math.max(p.batch, 1)) });
+          bar?.update(p.batch / p.batches, { err: (p.error * 100).toFixed(1), ips: p.imagesPerSecond.toFixed(0), eta_t: formatSeconds((elapsed * (p.batches - p.batch)) / Math.max(p.batch, 1)), sweep: sweepEta() });
         }
         if (e.type === 'done') {
           bar?.stop();
@@ -167,7 +189,10 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
         bar?.stop();
         stopInterrupt();
       }
-      const rows = summarize(await readResults(o.out)).filter((r) => scenarios.some((s) => s.name === r.scenario));
+      // Rows in --methods order; the full table is one `ctta table` away.
+      const prefer = [...new Set(jobs.map((j) => j.label))];
+      const layout = o.table === 'full' || o.json ? 'auto' : 'summary';
+      const rows = summarize(await readResults(o.out), { prefer, layout }).filter((r) => scenarios.some((s) => s.name === r.scenario));
       if (o.json) console.log(JSON.stringify(rows, null, 2));
       else {
         if (!o.quiet) {
@@ -177,6 +202,9 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
           process.stderr.write(`${parts.join(', ')}, in ${formatSeconds((Date.now() - started) / 1000)} on ${backend.name}\n`);
         }
         console.log(formatMarkdown(rows));
+        if (layout === 'summary' && !o.quiet) {
+          for (const s of scenarios) process.stderr.write(`per-${s.heldOut ? 'task' : 'domain'} table: ctta table ${o.out} --scenario ${s.name}\n`);
+        }
       }
       if (report.failed.length > 0) {
         const first = report.failed[0]!;

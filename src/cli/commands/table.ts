@@ -5,7 +5,7 @@ import { DIAGNOSTIC_METHODS, formatCsv, formatMarkdown, summarize, summarizeDiag
 import { checkOutputFile, writeFileAtomic } from '../../util/output-dir.js';
 import { choiceOption } from '../parse.js';
 
-const FORMATS = ['md', 'csv'] as const;
+const FORMATS = ['md', 'csv', 'json'] as const;
 const SPREADS: readonly Spread[] = ['auto', 'std', 'ci95', 'none'];
 
 export function tableCommand(): Command {
@@ -14,16 +14,19 @@ export function tableCommand(): Command {
     .argument('<dir>', 'results directory (the --out of ctta run)')
     .option('--scenario <name>', 'only this scenario (default: every scenario, one table each)')
     .option('--methods <list>', 'only these methods, in this order, comma-separated (default: all, source first)', listOption('--methods'))
-    .option('--format <fmt>', "md | csv (default: csv if --out ends in .csv, else md)", choiceOption('--format', FORMATS))
+    .option('--format <fmt>', "md | csv | json (default: by --out's extension, else md)", choiceOption('--format', FORMATS))
+    .option('--json', 'the rows as JSON (same as --format json): every cell with its mean, std, 95% half-width and seed count')
     .option('--spread <what>', '"±" shows: auto (std for 2 seeds, 95% t-interval for 3+) | std | ci95 | none', choiceOption('--spread', SPREADS), 'auto')
     .option('--out <file>', 'write the table to this file instead of printing it')
-    .option('--layout <layout>', 'auto (ocl for scenarios whose runs have an accuracy matrix, else ctta) | ctta (error per domain) | ocl (avg acc, forgetting, legacy forgetting, avg inc acc, BWT, anytime acc, accuracy per task, state)', choiceOption('--layout', TABLE_LAYOUTS), 'auto')
+    .option('--layout <layout>', 'auto (ocl for scenarios whose runs have an accuracy matrix, else ctta) | ctta (error per domain) | ocl (avg acc, forgetting, legacy forgetting, avg inc acc, BWT, anytime acc, accuracy per task, state) | summary (what ctta run prints)', choiceOption('--layout', TABLE_LAYOUTS), 'auto')
     .option('--diagnostics', "instead: the methods' per-batch diagnostics (e.g. EATA selected), mean per batch over the run, then over seeds")
     .addHelpText('after', `
 Examples:
   ctta table results/                                  # markdown, every scenario
   ctta table results/ --scenario fmnist-c-continual --methods source,bn,tent
   ctta table results/ --format csv --out table.csv
+  ctta table results/ --layout summary                 # mean/online error, ECE, img/s, memory
+  ctta table results/ --json | jq '.[0].cells'
   ctta table results/ --diagnostics --methods eata,sar # one column per diagnostic, plus batches
   ctta table results/ --scenario fmnist-class-incremental            # OCL layout (chosen automatically)
   ctta table results/ --scenario fmnist-class-incremental --layout ctta # its online error per domain instead`)
@@ -43,8 +46,9 @@ Examples:
           fix: `only methods that report per-batch diagnostics record them (${DIAGNOSTIC_METHODS.join(', ')}): run one of those with this ctta`,
         });
       }
-      const format = o.format ?? (o.out?.toLowerCase().endsWith('.csv') ? 'csv' : 'md');
-      const text = format === 'csv' ? formatCsv(rows) : formatMarkdown(rows, { spread: o.spread });
+      const extension = o.out?.toLowerCase().match(/\.(csv|json)$/)?.[1];
+      const format = o.json ? 'json' : (o.format ?? extension ?? 'md');
+      const text = format === 'csv' ? formatCsv(rows) : format === 'json' ? `${JSON.stringify(rows, null, 2)}\n` : formatMarkdown(rows, { spread: o.spread });
       if (!o.out) {
         process.stdout.write(text);
         return;
