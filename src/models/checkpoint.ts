@@ -19,10 +19,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import { realpath, rename, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { CttaError } from '../errors.js';
 import { oneLine, quote, readJsonBytes } from '../util/json-file.js';
 import { ensureOutputDir } from '../util/output-dir.js';
+import { repoRoot } from '../util/paths.js';
 import { Network } from './network.js';
 import { VidaAdapters, type VidaAdapterOptions } from './adapters/vida.js';
 import { fileInside, readInside, regularFileSize, RESTORE_FIX } from './checkpoint-paths.js';
@@ -197,12 +199,24 @@ async function buildModel(shown: string, modelJson: ModelJson, weightSpecs: tf.i
 }
 
 /**
+ * Where a checkpoint path points: as given (relative to the working directory) when it exists;
+ * else a shipped model, by name (`fmnist-resnet8`) or as `models/fmnist-resnet8`, so a user's
+ * own project can load them from the installed package.
+ */
+function locateCheckpoint(path: string): string {
+  const given = resolve(path);
+  if (isAbsolute(path) || existsSync(given)) return given;
+  const shipped = [join(repoRoot(), path), join(repoRoot(), 'models', path)].find((p) => existsSync(p));
+  return shipped ?? given;
+}
+
+/**
  * Loads a ctta checkpoint directory, or any tfjs LayersModel (`model.json` path or its directory),
  * and splits it at the penultimate layer. Every check (paths, sizes, sha256s) runs before the
  * model is built; see the top of this file.
  */
 export async function loadModel(path: string): Promise<LoadedModel> {
-  const full = resolve(path);
+  const full = locateCheckpoint(path);
   const isDir = await stat(full).then(
     (s) => s.isDirectory(),
     () => {
