@@ -153,7 +153,7 @@ describe('prequential runner', () => {
 describe('ctta run', () => {
   it('writes results and a table; shards + merge and --workers 2 give the same errors as one run', () => {
     const [whole, s1, s2, merged, workers] = [tmp(), tmp(), tmp(), tmp(), tmp()];
-    const r = runCli(['run', scenarioFile, '--out', whole, '--quiet']);
+    const r = runCli(['run', scenarioFile, '--out', whole, '--quiet', '--table', 'full']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/gaussian_noise-5.*defocus_blur-5.*fog-5.*contrast-5.*mean/);
