@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BatchRecord, RunHeader, RunSummary } from '../src/eval/records.js';
 import { mergeResults } from '../src/report/merge.js';
-import { plotRuns, renderPng, renderSvg } from '../src/report/plot.js';
+import { plotRuns, renderPng, renderSvg, type PlotOptions } from '../src/report/plot.js';
 import { listRunFiles, readResults, type FinishedRun } from '../src/report/results.js';
 import { describe as stat, formatCell, formatCsv, formatMarkdown, summarize, summarizeDiagnostics, tQuantile975 } from '../src/report/table.js';
 import { ResultWriter, runFile } from '../src/eval/result-writer.js';
@@ -282,6 +282,31 @@ describe('plots', () => {
     const meta = await sharp(png).metadata();
     expect(meta.format).toBe('png');
     expect(meta.width).toBeGreaterThan(600);
+  });
+
+  it('online error is windowed by default (drift shows), cumulative on request, with a seed band and distinct dashes', async () => {
+    type Point = { method: string; position: number; error: number; low: number; high: number };
+    const online = (o: Partial<PlotOptions>) => {
+      const spec = plotRuns(runs, { scenario: 'toy', kind: 'online', ...o }) as unknown as { layer: { name?: string; data?: { values: Point[] }; encoding?: Record<string, unknown> }[]; title: { subtitle: string[] } };
+      const layer = spec.layer.find((l) => l.name === 'online')!;
+      const last = layer.data!.values.filter((p) => p.method === 'source').at(-1)!;
+      return { spec, layer, last };
+    };
+    // Hand-computed from the fixture: the last batch of source (fog, second half) has 10, 13, 10
+    // wrong of 50 over the seeds; all of source's stream has 90, 98, 97 wrong of 300.
+    const windowed = online({});
+    expect(windowed.last.position).toBe(300);
+    expect(windowed.last.error).toBeCloseTo(22, 10);
+    expect([windowed.last.low, windowed.last.high]).toEqual([20, 26]);
+    expect(windowed.spec.title.subtitle[0]).toMatch(/last 50 images/);
+    expect(online({ curve: 'cumulative' }).last.error).toBeCloseTo((30 + 98 / 3 + 97 / 3) / 3, 10);
+    // Three batches (150 images): 35, 41, 37 wrong of 150.
+    expect(online({ window: 150 }).last.error).toBeCloseTo((35 + 41 + 37) / 450 * 100, 10);
+    expect(Object.keys(windowed.layer.encoding!)).toEqual(expect.arrayContaining(['color', 'strokeDash', 'shape']));
+    const svg = await renderSvg(windowed.spec as unknown as Parameters<typeof renderSvg>[0]);
+    expect(count(svg, 'aria-roledescription="area mark"')).toBe(2); // a band per method (3 seeds each)
+    expect(svg).toContain('stroke-dasharray="1,0"'); // the first method solid,
+    expect(svg).toContain('stroke-dasharray="4,2"'); // the second dashed
   });
 
   it('per-domain bars (with spread rules) and the OCL accuracy matrix', async () => {

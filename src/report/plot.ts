@@ -2,8 +2,9 @@
  * Plots of result files as Vega-Lite specs, rendered to SVG in Node (vega's 'none' renderer: no
  * canvas, no fonts needed; text widths are estimated) and to PNG with sharp.
  *
- * - online:  running error over the stream per method (mean over seeds), with a dashed rule and
- *            the domain's name where the stream enters a new domain;
+ * - online:  error over the stream per method: over a sliding window of images (default; drift
+ *            shows) or cumulative, mean over seeds with a min-max band, distinct dashes and
+ *            markers, a dashed rule and the domain's name (above the plot) at each new domain;
  * - domains: grouped bars of the error per domain (final accuracy per task for OCL runs);
  * - matrix:  the OCL accuracy matrix as a heatmap, one panel per method (mean over seeds), the
  *            tasks not yet trained on (j > i) greyed;
@@ -30,7 +31,14 @@ export interface PlotOptions {
   spread?: Spread;
   /** Points per curve at most in 'online' and 'diagnostics' (SVGs stay small). */
   maxPoints?: number;
+  /** 'online': the error over a sliding window of images (default) or over everything so far. */
+  curve?: OnlineCurve;
+  /** 'online', windowed: the window in images (default: 1/100 of the stream, at least a batch). */
+  window?: number;
 }
+
+export type OnlineCurve = 'windowed' | 'cumulative';
+export const ONLINE_CURVES: readonly OnlineCurve[] = ['windowed', 'cumulative'];
 
 // The specs are built as plain objects (checked by vega-lite's compile, and by the tests) and cast
 // once: spelling vega-lite's channel unions out in TypeScript would triple this file.
@@ -48,7 +56,8 @@ export function plotRuns(runs: FinishedRun[], options: PlotOptions): TopLevelSpe
   const byMethod = methods.map((m) => ofScenario.filter((r) => runName(r.header) === m).sort((a, b) => a.header.seed - b.header.seed));
   switch (options.kind) {
     case 'online':
-      return onlineSpec(scenario, methods, byMethod, options.maxPoints ?? 500);
+      // Fewer points than 'diagnostics': each carries a marker.
+      return onlineSpec(scenario, methods, byMethod, { maxPoints: options.maxPoints ?? 150, curve: options.curve ?? 'windowed', window: options.window });
     case 'domains':
       return domainsSpec(scenario, methods, ofScenario, options.spread ?? 'auto');
     case 'matrix':
@@ -77,7 +86,7 @@ function sortedBatches(run: FinishedRun): BatchRecord[] {
   return [...run.batches].sort((a, b) => a.i - b.i);
 }
 
-/** Running error (%) after each batch of one run. */
+/** Running error (%) after each batch of one run: the error over everything seen so far. */
 function runningError(batches: BatchRecord[]): number[] {
   let wrong = 0;
   let seen = 0;
@@ -90,6 +99,36 @@ function runningError(batches: BatchRecord[]): number[] {
   });
 }
 
+/**
+ * Windowed error (%) after each batch: the error over the batches whose images make up the last
+ * `window` images (at least the batch itself). Unlike the running error it shows drift: a
+ * domain that is hard now is not averaged away by the easy ones before it.
+ */
+function windowedError(batches: BatchRecord[], window: number): number[] {
+  const wrong = batches.map((b) => b.perDomain.reduce((w, [, images, correct]) => w + images - correct, 0));
+  const size = batches.map((b) => b.end - b.start);
+  let first = 0;
+  let sumWrong = 0;
+  let sumSize = 0;
+  return batches.map((_, k) => {
+    sumWrong += wrong[k]!;
+    sumSize += size[k]!;
+    while (first < k && sumSize - size[first]! >= window) {
+      sumWrong -= wrong[first]!;
+      sumSize -= size[first]!;
+      first++;
+    }
+    return sumSize === 0 ? 0 : (100 * sumWrong) / sumSize;
+  });
+}
+
+/** The default window: 1/100 of the stream, at least one batch (2,000-image domains get ~7 points' worth). */
+function defaultWindow(batches: BatchRecord[]): number {
+  const images = batches.length === 0 ? 0 : batches[batches.length - 1]!.end - batches[0]!.start;
+  const batch = batches[0] ? batches[0].end - batches[0].start : 1;
+  return Math.max(batch, Math.round(images / 100));
+}
+
 /** The batch's domain: the one with most images in it (ties: the lower index). */
 function mainDomain(b: BatchRecord): number | undefined {
   let best: [number, number, number] | undefined;
@@ -97,40 +136,61 @@ function mainDomain(b: BatchRecord): number | undefined {
   return best?.[0];
 }
 
-function onlineSpec(scenario: string, methods: string[], byMethod: FinishedRun[][], maxPoints: number): TopLevelSpec {
-  const points: { method: string; position: number; error: number }[] = [];
+function onlineSpec(scenario: string, methods: string[], byMethod: FinishedRun[][], o: { maxPoints: number; curve: OnlineCurve; window?: number }): TopLevelSpec {
+  const points: { method: string; position: number; error: number; low: number; high: number }[] = [];
+  const window = o.window ?? defaultWindow(sortedBatches(byMethod[0]![0]!));
+  const seeds = new Set<number>();
   methods.forEach((method, m) => {
     const runs = byMethod[m]!;
+    seeds.add(runs.length);
     const batches = runs.map(sortedBatches);
-    const curves = batches.map(runningError);
+    const curves = batches.map((b) => (o.curve === 'cumulative' ? runningError(b) : windowedError(b, window)));
     // Seeds of one scenario share batch positions; average over the batches all of them have.
     const length = Math.min(...curves.map((c) => c.length));
-    const step = Math.max(1, Math.ceil(length / Math.max(2, maxPoints)));
+    const step = Math.max(1, Math.ceil(length / Math.max(2, o.maxPoints)));
     for (let k = 0; k < length; k++) {
       if (k !== length - 1 && k % step !== 0) continue;
-      points.push({ method, position: batches[0]![k]!.end, error: describe(curves.map((c) => c[k]!)).mean });
+      const values = curves.map((c) => c[k]!);
+      points.push({ method, position: batches[0]![k]!.end, error: describe(values).mean, low: Math.min(...values), high: Math.max(...values) });
     }
   });
+  const several = [...seeds].some((n) => n > 1);
+  const x = { field: 'position', type: 'quantitative', title: 'images seen', scale: { nice: false } };
+  const byMethodEncoding = { field: 'method', type: 'nominal', sort: methods, title: 'method' };
   const layers: Record<string, unknown>[] = [
     ...boundaryLayers(byMethod[0]![0]!, true),
+    ...(several
+      ? [{
+          name: 'seedBand',
+          data: { values: points },
+          mark: { type: 'area', opacity: 0.15, clip: true },
+          encoding: { x, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' }, color: byMethodEncoding },
+        }]
+      : []),
     {
       name: 'online',
       data: { values: points },
-      mark: { type: 'line', strokeWidth: 1.5, clip: true },
+      // Dashes and markers as well as colours: near-equal methods stay distinguishable, also in grey.
+      mark: { type: 'line', strokeWidth: 1.5, clip: true, point: { size: 14, filled: true } },
       encoding: {
-        x: { field: 'position', type: 'quantitative', title: 'images seen', scale: { nice: false } },
-        y: { field: 'error', type: 'quantitative', title: 'online error (%)' },
-        color: { field: 'method', type: 'nominal', sort: methods, title: 'method' },
+        x,
+        y: { field: 'error', type: 'quantitative', title: o.curve === 'cumulative' ? 'cumulative error (%)' : `error over the last ${window} images (%)` },
+        color: byMethodEncoding,
+        strokeDash: byMethodEncoding,
+        shape: byMethodEncoding,
       },
     },
   ];
+  const what = o.curve === 'cumulative'
+    ? 'each point: the error over all images seen so far'
+    : `each point: the error over the last ${window} images (--window), so drift shows`;
   return {
     $schema: SCHEMA,
-    title: `${scenario}: online error over the stream`,
+    title: { text: `${scenario}: ${o.curve === 'cumulative' ? 'cumulative' : 'windowed'} error over the stream`, subtitle: [what, `line: ${several ? 'mean over seeds, band: min to max over seeds' : 'one seed'}; dashed rules: a new domain`], offset: 10, anchor: 'start' },
     width: 640,
     height: 320,
     background: 'white',
-    config: CONFIG,
+    config: { ...CONFIG, legend: { symbolOpacity: 1 } },
     layer: layers,
   } as unknown as TopLevelSpec;
 }
@@ -163,7 +223,8 @@ function boundaryLayers(run: FinishedRun, names: boolean): Record<string, unknow
     layers.push({
       name: 'domainNames',
       data: { values: starts },
-      mark: { type: 'text', angle: 90, align: 'left', baseline: 'bottom', dx: 3, dy: -2, fontSize: 9, color: '#555' },
+      // Above the plot area, slanted: labels never hide a curve.
+      mark: { type: 'text', angle: -35, align: 'left', baseline: 'bottom', dx: 2, dy: -4, fontSize: 9, color: '#555' },
       encoding: { x: { field: 'position', type: 'quantitative' }, y: { value: 0 }, text: { field: 'domain', type: 'nominal' } },
     });
   }
