@@ -109,8 +109,21 @@ const scenarioSchema = z.strictObject({
    * another run than the whole stream, and is never mistaken for it.
    */
   limit: z.number().int('expected a whole number of batches').positive('expected a number of batches >= 1').optional(),
-  /** Decoding of folder datasets (ImageNet-C): shorter side resized to `resize`, centre crop `crop`. */
-  image: z.strictObject({ resize: z.number().int().positive(), crop: z.number().int().positive() }).optional(),
+  /**
+   * Image files. ImageNet-C: shorter side resized to `resize`, centre crop `crop` (256/224).
+   * `image-folder`: `root` (a class-per-folder tree; relative to the scenario's folder, then the
+   * working directory; default --data-dir), every image resized to `size` (or [height, width]),
+   * `channels` 1 (grey) or 3 (RGB, default).
+   */
+  image: z
+    .strictObject({
+      resize: z.number().int().positive().optional(),
+      crop: z.number().int().positive().optional(),
+      size: z.union([z.number().int().positive(), z.tuple([z.number().int().positive(), z.number().int().positive()])]).optional(),
+      channels: z.union([z.literal(1), z.literal(3)], { error: 'expected 1 (grey) or 3 (RGB)' }).optional(),
+      root: z.string().min(1).optional(),
+    })
+    .optional(),
 });
 
 export type ScenarioFile = z.output<typeof scenarioSchema>;

@@ -3,9 +3,11 @@
  * indices as seen under a domain: either a clean dataset run through the corruption engine, or
  * files that already hold corrupted images (CIFAR-10-C, ImageNet-C).
  */
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { CttaError } from '../errors.js';
 import { corruptBatch } from './corruptions/index.js';
-import { loadDataset } from './datasets/index.js';
+import { IMAGE_FOLDER, loadDataset, loadImageFolder } from './datasets/index.js';
 import { readCifarC, indexImageNetC, type LazyImageDataset } from './datasets/readers/index.js';
 import type { DatasetSplit, ImageDataset } from './datasets/types.js';
 import { CLEAN_CORRUPTION, type Domain } from './orderings/index.js';
@@ -111,7 +113,31 @@ function needDir(scenario: Scenario, dataDir: string | undefined, what: string):
 export async function loadScenarioDataset(scenario: Scenario, name: string, split: DatasetSplit, dataDir: string | undefined): Promise<ImageDataset> {
   // CIFAR is never downloaded: say so with the scenario's name rather than the loader's.
   if (name === 'cifar10' || name === 'cifar100') needDir(scenario, dataDir, name.toUpperCase());
+  if (name === IMAGE_FOLDER) return loadImageFolderOf(scenario, split, dataDir);
   return loadDataset(name, split, { dataDir });
+}
+
+/** A scenario's `image-folder`: its `image.root` (or --data-dir), decoded at `image.size`. */
+async function loadImageFolderOf(scenario: Scenario, split: DatasetSplit, dataDir: string | undefined): Promise<ImageDataset> {
+  const image = scenario.image ?? {};
+  if (image.size === undefined) {
+    throw new CttaError(`${scenario.file}: dataset "image-folder" needs image.size, the side (or [height, width]) every image is resized to`, { fix: 'e.g. "image": { "root": "my-images", "size": 32, "channels": 3 }' });
+  }
+  if (image.resize !== undefined || image.crop !== undefined) {
+    throw new CttaError(`${scenario.file}: image.resize and image.crop are for ImageNet-C; an image folder is resized to image.size`, { fix: 'remove resize and crop' });
+  }
+  const root = image.root !== undefined ? resolveBeside(image.root, scenario.file) : dataDir;
+  if (root === undefined) {
+    throw new CttaError(`${scenario.file}: dataset "image-folder" needs image.root (or --data-dir), the folder of class sub-folders`, { fix: 'e.g. "image": { "root": "my-images", "size": 32 }' });
+  }
+  return loadImageFolder(root, split, { size: image.size, channels: image.channels ?? 3 });
+}
+
+/** A relative path: in the scenario's folder when it is there, else from the working directory. */
+function resolveBeside(path: string, scenarioFile: string): string {
+  if (isAbsolute(path)) return path;
+  const beside = isAbsolute(scenarioFile) ? join(dirname(scenarioFile), path) : undefined;
+  return beside !== undefined && existsSync(beside) ? beside : resolve(path);
 }
 
 /** Opens the scenario's data. `dataDir` is required for the CIFAR and ImageNet files; registered datasets get it too. */
@@ -121,7 +147,7 @@ export async function openSource(scenario: Scenario, domains: Domain[], options:
     case 'cifar100-c':
       return cifarCSource(needDir(scenario, options.dataDir, scenario.dataset.toUpperCase()), scenario.dataset, domains);
     case 'imagenet-c':
-      return imageNetCSource(needDir(scenario, options.dataDir, 'ImageNet-C'), domains, scenario.image ?? { resize: 256, crop: 224 });
+      return imageNetCSource(needDir(scenario, options.dataDir, 'ImageNet-C'), domains, { resize: scenario.image?.resize ?? 256, crop: scenario.image?.crop ?? 224 });
     default:
       // Every other dataset is clean and corrupted on the fly.
       return engineSource(await loadScenarioDataset(scenario, scenario.dataset, scenario.split, options.dataDir), options.seed);

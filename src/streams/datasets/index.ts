@@ -8,6 +8,9 @@ import { CttaError } from '../../errors.js';
 import { Registry } from '../../util/registry.js';
 import { loadFashionMnist } from './fashion-mnist.js';
 import { readCifarBinary, type CifarVariant } from './readers/cifar-binary.js';
+import { indexImageFolder, materialize, type ImagePreprocess } from './readers/image-folder.js';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { DatasetDefaultsKey, DatasetSplit, ImageDataset, LoadDatasetOptions } from './types.js';
 
 export type { DatasetDefaultsKey, DatasetSplit, DownloadProgress, ImageDataset, LoadDatasetOptions } from './types.js';
@@ -95,8 +98,33 @@ const cifarLoader =
     return readCifarBinary(options.dataDir, { split, variant });
   };
 
+/** A class-per-folder tree of image files (`<root>/[<split>/]<class>/<image>.{png,jpg,jpeg}`). */
+export const IMAGE_FOLDER = 'image-folder';
+
+/**
+ * Reads an image folder into memory, every image resized to `image.size` with `image.channels`
+ * (1 = grey). A `<root>/<split>` sub-folder is used when there is one (`train/`, `test/`).
+ */
+export async function loadImageFolder(root: string, split: DatasetSplit, image: Pick<ImagePreprocess, 'size' | 'channels'>): Promise<ImageDataset> {
+  const bySplit = join(root, split);
+  const dir = existsSync(bySplit) && statSync(bySplit).isDirectory() ? bySplit : root;
+  return materialize(await indexImageFolder(dir, { ...image, name: IMAGE_FOLDER, split }));
+}
+
 registerDataset({ name: 'fashion-mnist', load: loadFashionMnist, defaults: 'fashion-mnist', description: 'Fashion-MNIST, 28x28 grey, 10 classes (shipped test split, downloaded train split)' });
 registerDataset({ name: 'cifar10', load: cifarLoader('cifar10'), defaults: 'cifar10', description: 'CIFAR-10 binary batches, 32x32 RGB, 10 classes (needs --data-dir)' });
+registerDataset({
+  name: IMAGE_FOLDER,
+  // A scenario gives the root and size in its "image" field (sources.ts); the library passes them here.
+  load: async (split, options) => {
+    if (!options.dataDir || !options.image?.size) {
+      throw new CttaError('dataset image-folder needs the folder and the image size', { fix: 'scenario: "image": { "root": DIR, "size": N, "channels": 1 or 3 }; library: loadDataset("image-folder", split, { dataDir, image: { size, channels } })' });
+    }
+    return loadImageFolder(options.dataDir, split, options.image);
+  },
+  defaults: 'cifar10',
+  description: 'your images: <root>/[<split>/]<class>/*.{png,jpg,jpeg}, resized to image.size (scenario "image": {root, size, channels})',
+});
 registerDataset({ name: 'cifar100', load: cifarLoader('cifar100'), defaults: 'cifar100', description: 'CIFAR-100 binary batches, 32x32 RGB, 100 classes (needs --data-dir)' });
 
 /** Names `loadDataset` accepts, sorted. */

@@ -36,6 +36,8 @@ export interface LoadDatasetOptions {
   allowDownload?: boolean;
   /** Download progress; when given, no progress bar is drawn. */
   onProgress?: (progress: DownloadProgress) => void;
+  /** Image files (`image-folder`): the size every image is resized to, and 1 (grey) or 3 channels. */
+  image?: { size?: number | [number, number]; channels?: 1 | 3 };
 }
 
 /**
