@@ -13,6 +13,7 @@ import { pretrainCommand } from './commands/pretrain.js';
 import { runCommand } from './commands/run.js';
 import { mergeCommand } from './commands/merge.js';
 import { plotCommand } from './commands/plot.js';
+import { reportCommand } from './commands/report.js';
 import { tableCommand } from './commands/table.js';
 import { packageVersion } from '../util/version.js';
 
@@ -32,7 +33,7 @@ Examples:
   ctta show fmnist-c-continual --out continual.png   # what the model will see
 
 Docs: README.md. Exit codes: 0 ok, 1 run failed, 2 usage or input error.`);
-  for (const cmd of [runCommand(), tableCommand(), plotCommand(), mergeCommand(), infoCommand(), listCommand(), showCommand(), pretrainCommand(), evalCommand()]) {
+  for (const cmd of [runCommand(), tableCommand(), plotCommand(), reportCommand(), mergeCommand(), infoCommand(), listCommand(), showCommand(), pretrainCommand(), evalCommand()]) {
     program.addCommand(cmd.showHelpAfterError('(run with --help for usage)'));
   }
   program.exitOverride();
