@@ -14,6 +14,7 @@ import { runCommand } from './commands/run.js';
 import { mergeCommand } from './commands/merge.js';
 import { plotCommand } from './commands/plot.js';
 import { reportCommand } from './commands/report.js';
+import { importTorchCommand } from './commands/import-torch.js';
 import { tableCommand } from './commands/table.js';
 import { packageVersion } from '../util/version.js';
 
@@ -33,7 +34,7 @@ Examples:
   ctta show fmnist-c-continual --out continual.png   # what the model will see
 
 Docs: README.md. Exit codes: 0 ok, 1 run failed, 2 usage or input error.`);
-  for (const cmd of [runCommand(), tableCommand(), plotCommand(), reportCommand(), mergeCommand(), infoCommand(), listCommand(), showCommand(), pretrainCommand(), evalCommand()]) {
+  for (const cmd of [runCommand(), tableCommand(), plotCommand(), reportCommand(), mergeCommand(), infoCommand(), listCommand(), showCommand(), pretrainCommand(), importTorchCommand(), evalCommand()]) {
     program.addCommand(cmd.showHelpAfterError('(run with --help for usage)'));
   }
   program.exitOverride();

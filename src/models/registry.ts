@@ -42,7 +42,12 @@ export function registerModel<O extends Record<string, unknown>>(definition: Mod
 }
 
 const resnetOptions = z.strictObject({ ...commonModelOptions, width: z.number().int().positive().default(16) });
-const wrnOptions = z.strictObject({ ...commonModelOptions, widen: z.number().int().positive().default(10) });
+const wrnOptions = z.strictObject({
+  ...commonModelOptions,
+  depth: z.number().int().refine((d) => d >= 10 && (d - 4) % 6 === 0, 'a WideResNet depth is 6n+4, at least 10').default(28),
+  widen: z.number().int().positive().default(10),
+  padding: z.enum(['same', 'torch']).default('same'),
+});
 type ResNetOptions = z.infer<typeof resnetOptions>;
 
 const resnet = (name: string, depth: number, description: string, fixed?: Partial<ResNetOptions>): ModelDefinition<ResNetOptions> => ({
@@ -70,9 +75,16 @@ registerModel(resnet18('resnet18', 64, 'ResNet-18 for small images (3x3 stem, no
 registerModel(resnet18('resnet18_reduced', 20, "reduced ResNet-18 (width 20; 1.1M parameters): the OCL benchmarks' model (Mai et al., OnPro, OCM)"));
 registerModel({
   name: 'wrn28_10',
-  description: "WideResNet-28-10, pre-activation (the CIFAR CTTA benchmarks' model); definition only",
+  description: "WideResNet-28-10, pre-activation (the CIFAR CTTA benchmarks' model, RobustBench Standard); load it with ctta import-torch",
   schema: wrnOptions,
-  build: (o) => buildWideResNet({ ...o, depth: 28 }),
+  build: (o) => buildWideResNet(o),
+  fixed: { depth: 28 },
+});
+registerModel({
+  name: 'wrn',
+  description: 'WideResNet-<depth>-<widen>, pre-activation (options depth 6n+4, widen); wrn28_10 is depth 28',
+  schema: wrnOptions,
+  build: (o) => buildWideResNet(o),
 });
 
 export function listModels(): { name: string; description: string }[] {

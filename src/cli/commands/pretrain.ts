@@ -13,6 +13,7 @@ import { pretrain, PRETRAIN_DEFAULTS } from '../../training/pretrain.js';
 import { choiceOption, floatOption, intOption, parseClassList } from '../parse.js';
 import { formatSeconds, onInterrupt, progressBar } from '../progress.js';
 import { codeVersion } from '../../util/version.js';
+import { reproduceCommand } from '../reproduce.js';
 import { ensureOutputDir } from '../../util/output-dir.js';
 
 export function pretrainCommand(): Command {
@@ -124,10 +125,4 @@ Examples:
       network.dispose();
       console.log(`saved ${o.out}: clean test accuracy ${(evaluation.accuracy * 100).toFixed(2)}% on ${evaluation.n} images (${formatSeconds((Date.now() - started) / 1000)})`);
     });
-}
-
-/** The command line as typed, with the program name normalised to `ctta`. */
-function reproduceCommand(): string {
-  const args = process.argv.slice(2).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
-  return ['ctta', ...args].join(' ');
 }

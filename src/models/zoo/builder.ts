@@ -8,6 +8,14 @@ import { GroupNormalization } from '../layers/group-norm.js';
 
 export type NormKind = 'batch' | 'group';
 
+/**
+ * How a convolution pads: 'same' is TensorFlow's (a stride-2 3x3 conv on an even size pads one
+ * row/column at the bottom/right only); 'torch' is PyTorch's `padding=k//2` (one on each side),
+ * which weights imported from PyTorch need to give PyTorch's outputs. They differ only where the
+ * stride is above 1 and the kernel above 1.
+ */
+export type PaddingKind = 'same' | 'torch';
+
 export class GraphBuilder {
   private seedCounter: number;
 
@@ -15,6 +23,7 @@ export class GraphBuilder {
     seed: number,
     private readonly norm: NormKind,
     private readonly groups: number,
+    private readonly padding: PaddingKind = 'same',
   ) {
     // + 1: tfjs initialisers treat seed 0 as "no seed" (Math.random), which left the first
     // layer of every seed-0 model unseeded.
@@ -27,13 +36,19 @@ export class GraphBuilder {
 
   /** He-normal (fan-out) conv init, as torchvision/CIFAR ResNets use. */
   conv(x: tf.SymbolicTensor, name: string, filters: number, kernel: number, stride: number): tf.SymbolicTensor {
+    let padding: 'same' | 'valid' = 'same';
+    if (this.padding === 'torch' && stride > 1 && kernel > 1) {
+      const p = Math.floor(kernel / 2);
+      x = tf.layers.zeroPadding2d({ name: `${name}_pad`, padding: [[p, p], [p, p]] }).apply(x) as tf.SymbolicTensor;
+      padding = 'valid';
+    }
     return tf.layers
       .conv2d({
         name,
         filters,
         kernelSize: kernel,
         strides: stride,
-        padding: 'same',
+        padding,
         useBias: false,
         kernelInitializer: tf.initializers.varianceScaling({ scale: 2, mode: 'fanOut', distribution: 'normal', seed: this.nextSeed() }),
       })

@@ -5,7 +5,7 @@
  * Defined here so converted weights load into it; too slow to train on a CPU.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GraphBuilder, type NormKind } from './builder.js';
+import { GraphBuilder, type NormKind, type PaddingKind } from './builder.js';
 
 export interface WideResNetOptions {
   depth: number;
@@ -15,12 +15,14 @@ export interface WideResNetOptions {
   norm: NormKind;
   groups: number;
   seed: number;
+  /** 'torch' for weights imported from PyTorch (builder.ts). */
+  padding: PaddingKind;
 }
 
 export function buildWideResNet(o: WideResNetOptions): tf.LayersModel {
   if ((o.depth - 4) % 6 !== 0) throw new Error(`WideResNet depth must be 6n+4, got ${o.depth}`);
   const blocks = (o.depth - 4) / 6;
-  const b = new GraphBuilder(o.seed, o.norm, o.groups);
+  const b = new GraphBuilder(o.seed, o.norm, o.groups, o.padding);
   const input = tf.input({ shape: o.inputShape, name: 'image' });
   let x = b.conv(input, 'stem_conv', 16, 3, 1);
   for (let stage = 0; stage < 3; stage++) {
