@@ -142,6 +142,22 @@ const writePlot = async (file, spec) => {
   writeFileSync(join(dir, file), await renderSvg(spec));
   say(`![${file}](${file})`, '');
 };
+/** Mean error against a setting on a log axis, a line (colour, dash, marker) per method. */
+const sweepSpec = ({ title, subtitle, points, x, xTitle, ticks, format, methods }) => {
+  const method = { field: 'method', type: 'nominal', ...(methods ? { sort: methods } : {}) };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: title, subtitle },
+    width: 480, height: 280, background: 'white', config: { font: 'sans-serif' },
+    data: { values: points },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: x, type: 'quantitative', scale: { type: 'log' }, axis: { values: ticks, ...(format ? { format } : {}) }, title: xTitle },
+      y: { field: 'error', type: 'quantitative', title: 'mean error (%)' },
+      color: method, strokeDash: method, shape: method,
+    },
+  };
+};
 {
   const methods = ['source', 'bn', 'tent', 'lame', 'lame-knn', 'rotta'];
   const points = [];
@@ -154,18 +170,10 @@ const writePlot = async (file, spec) => {
     say('Mean error by batch size:', '', `| method | ${BATCHES.join(' | ')} |`, `|---|${BATCHES.map(() => '---').join('|')}|`);
     for (const m of methods) say(`| ${m} | ${BATCHES.map((bs) => f1(points.find((p) => p.batch === bs && p.method === m)?.error)).join(' | ')} |`);
     say('');
-    await writePlot('sensitivity-batch-size.svg', {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: { text: 'Mean error by batch size (fmnist-c-continual, 500 per corruption)', subtitle: 'mean over 3 seeds; x: batch size, log scale' },
-      width: 480, height: 280, background: 'white', config: { font: 'sans-serif' },
-      data: { values: points },
-      mark: { type: 'line', point: true },
-      encoding: {
-        x: { field: 'batch', type: 'quantitative', scale: { type: 'log' }, axis: { values: BATCHES }, title: 'batch size' },
-        y: { field: 'error', type: 'quantitative', title: 'mean error (%)' },
-        color: { field: 'method', type: 'nominal', sort: methods }, strokeDash: { field: 'method', type: 'nominal', sort: methods }, shape: { field: 'method', type: 'nominal', sort: methods },
-      },
-    });
+    await writePlot('sensitivity-batch-size.svg', sweepSpec({
+      title: 'Mean error by batch size (fmnist-c-continual, 500 per corruption)', subtitle: 'mean over 3 seeds; x: batch size, log scale',
+      points, x: 'batch', xTitle: 'batch size', ticks: BATCHES, methods,
+    }));
   }
 }
 {
@@ -180,18 +188,10 @@ const writePlot = async (file, spec) => {
     say('Mean error by learning rate (batch 64; Adam):', '', '| method | 1e-4 | 1e-3 (default) | 1e-2 |', '|---|---|---|---|');
     for (const m of ['tent', 'cotta']) say(`| ${m} | ${lrs.map(([lr]) => f1(points.find((p) => p.lr === lr && p.method === m)?.error)).join(' | ')} |`);
     say('');
-    await writePlot('sensitivity-learning-rate.svg', {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: { text: 'Mean error by learning rate (fmnist-c-continual, 500 per corruption, batch 64)', subtitle: 'TENT: mean over 3 seeds; CoTTA: 1 seed' },
-      width: 480, height: 280, background: 'white', config: { font: 'sans-serif' },
-      data: { values: points },
-      mark: { type: 'line', point: true },
-      encoding: {
-        x: { field: 'lr', type: 'quantitative', scale: { type: 'log' }, axis: { values: [1e-4, 1e-3, 1e-2], format: '.0e' }, title: 'learning rate' },
-        y: { field: 'error', type: 'quantitative', title: 'mean error (%)' },
-        color: { field: 'method', type: 'nominal' }, strokeDash: { field: 'method', type: 'nominal' }, shape: { field: 'method', type: 'nominal' },
-      },
-    });
+    await writePlot('sensitivity-learning-rate.svg', sweepSpec({
+      title: 'Mean error by learning rate (fmnist-c-continual, 500 per corruption, batch 64)', subtitle: 'TENT: mean over 3 seeds; CoTTA: 1 seed',
+      points, x: 'lr', xTitle: 'learning rate', ticks: [1e-4, 1e-3, 1e-2], format: '.0e',
+    }));
   }
 }
 

@@ -456,7 +456,7 @@ describe('registerDataset', () => {
   it('takes a name and a loader, or a definition with its defaults row', async () => {
     registerDataset('two-arg', async (split) => ({ ...tiny('two-arg', 3), split }));
     registerDataset({ name: 'declared', load: async () => tiny('declared', 5), defaults: 'cifar100', description: 'five images' });
-    expect(datasetNames()).toEqual(['cifar10', 'cifar100', 'declared', 'fashion-mnist', 'two-arg']);
+    expect(datasetNames()).toEqual(['cifar10', 'cifar100', 'declared', 'fashion-mnist', 'image-folder', 'two-arg']);
     expect((await loadDataset('two-arg', 'train')).split).toBe('train');
     expect((await loadDataset('declared', 'test')).n).toBe(5);
     expect(listDatasets().find((d) => d.name === 'declared')).toMatchObject({ defaults: 'cifar100', description: 'five images' });
@@ -470,7 +470,7 @@ describe('registerDataset', () => {
         return e as CttaError;
       }
     })();
-    expect(err?.toLine()).toMatch(/unknown dataset "nope".*use one of: fashion-mnist, cifar10, cifar100, two-arg, declared/);
+    expect(err?.toLine()).toMatch(/unknown dataset "nope".*use one of: fashion-mnist, cifar10, cifar100, image-folder, two-arg, declared/);
   });
 
   it('keeps the pre-corrupted names for their readers and checks the loader', async () => {

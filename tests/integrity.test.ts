@@ -243,6 +243,8 @@ describe('paths stay inside their folders', () => {
     await expectCttaError(() => resolveModelPath('../../../etc', join(dir, 's.json')), /model "\.\.\/\.\.\/\.\.\/etc" leaves the folder/);
     await expectCttaError(() => resolveModelPath('models/../../x', join(dir, 's.json')), /leaves the folder/);
     expect(resolveModelPath('models/fmnist-resnet8', join(dir, 's.json'))).toBe(join(ROOT, 'models/fmnist-resnet8'));
+    // A shipped model by its bare name, as loadModel takes it.
+    expect(resolveModelPath('fmnist-resnet8', join(dir, 's.json'))).toBe(join(ROOT, 'models/fmnist-resnet8'));
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, '{"dataset": "fashion-mnist",\n SECRET-CONTENT }');
     await expectCttaError(() => loadScenario(broken), /broken\.json: not valid JSON at line 2/);

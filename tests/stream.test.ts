@@ -130,7 +130,7 @@ describe('registered datasets in scenario files', () => {
 
   it('are unknown until registered, with the known names in the message', async () => {
     const f = write('early', scenario);
-    await expectCttaError(() => loadScenario(f), /early\.json: dataset: unknown dataset "tiny-shapes"; expected one of cifar10, cifar10-c, cifar100, cifar100-c, fashion-mnist, imagenet-c .*registerDataset/);
+    await expectCttaError(() => loadScenario(f), /early\.json: dataset: unknown dataset "tiny-shapes"; expected one of cifar10, cifar10-c, cifar100, cifar100-c, fashion-mnist, image-folder, imagenet-c .*registerDataset/);
   });
 
   it('stream their images, corrupted by the engine', async () => {

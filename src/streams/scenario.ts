@@ -259,7 +259,7 @@ export function parseScenario(raw: unknown, label = '(scenario)', file = label):
 
 /**
  * Resolves a scenario's model path: absolute as given; relative in the scenario's folder, then the
- * working directory, then the ctta package (the shipped `models/...`). A relative path may not
+ * working directory, then the ctta package (the shipped `models/...`, also by bare name). A relative path may not
  * climb out of the folder it is resolved in, so a scenario cannot point ctta at arbitrary files.
  */
 export function resolveModelPath(model: string, scenarioFile?: string): string {
@@ -271,7 +271,9 @@ export function resolveModelPath(model: string, scenarioFile?: string): string {
     });
   }
   const bases = [...(scenarioFile && isAbsolute(scenarioFile) ? [dirname(scenarioFile)] : []), process.cwd(), repoRoot()];
-  const found = bases.map((b) => join(b, normal)).find((p) => existsSync(p));
+  // A shipped model may also be named alone ("fmnist-resnet8"), as loadModel accepts it.
+  const candidates = [...bases.map((b) => join(b, normal)), join(repoRoot(), 'models', normal)];
+  const found = candidates.find((p) => existsSync(p));
   return found ?? resolve(normal);
 }
 

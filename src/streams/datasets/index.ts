@@ -113,6 +113,7 @@ export async function loadImageFolder(root: string, split: DatasetSplit, image: 
 
 registerDataset({ name: 'fashion-mnist', load: loadFashionMnist, defaults: 'fashion-mnist', description: 'Fashion-MNIST, 28x28 grey, 10 classes (shipped test split, downloaded train split)' });
 registerDataset({ name: 'cifar10', load: cifarLoader('cifar10'), defaults: 'cifar10', description: 'CIFAR-10 binary batches, 32x32 RGB, 10 classes (needs --data-dir)' });
+registerDataset({ name: 'cifar100', load: cifarLoader('cifar100'), defaults: 'cifar100', description: 'CIFAR-100 binary batches, 32x32 RGB, 100 classes (needs --data-dir)' });
 registerDataset({
   name: IMAGE_FOLDER,
   // A scenario gives the root and size in its "image" field (sources.ts); the library passes them here.
@@ -125,7 +126,6 @@ registerDataset({
   defaults: 'cifar10',
   description: 'your images: <root>/[<split>/]<class>/*.{png,jpg,jpeg}, resized to image.size (scenario "image": {root, size, channels})',
 });
-registerDataset({ name: 'cifar100', load: cifarLoader('cifar100'), defaults: 'cifar100', description: 'CIFAR-100 binary batches, 32x32 RGB, 100 classes (needs --data-dir)' });
 
 /** Names `loadDataset` accepts, sorted. */
 export function datasetNames(): string[] {
