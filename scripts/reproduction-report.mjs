@@ -152,7 +152,7 @@ const sweepSpec = ({ title, subtitle, points, x, xTitle, ticks, format, methods 
     data: { values: points },
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: x, type: 'quantitative', scale: { type: 'log' }, axis: { values: ticks, ...(format ? { format } : {}) }, title: xTitle },
+      x: { field: x, type: 'quantitative', scale: { type: 'log', domain: [ticks[0], ticks[ticks.length - 1]], nice: false }, axis: { values: ticks, ...(format ? { format } : {}) }, title: xTitle },
       y: { field: 'error', type: 'quantitative', title: 'mean error (%)' },
       color: method, strokeDash: method, shape: method,
     },
