@@ -352,7 +352,7 @@ describe('OCL table layout', () => {
   });
 
   it('CSV: one column per metric and task, with std (2 seeds) and ci95 (3 seeds)', () => {
-    const csv = formatCsv(summarize(runs, { scenario: 'ocl' })).split('\n');
+    const csv = formatCsv(summarize(runs, { scenario: 'ocl' }), { rounded: true }).split('\n');
     expect(csv[0]).toBe(
       'scenario,kind,method,seeds,avg acc,avg acc std,avg acc ci95,forgetting,forgetting std,forgetting ci95,legacy forgetting,legacy forgetting std,legacy forgetting ci95,' +
         'avg inc acc,avg inc acc std,avg inc acc ci95,BWT,BWT std,BWT ci95,anytime acc,anytime acc std,anytime acc ci95,t0,t0 std,t0 ci95,t1,t1 std,t1 ci95,' +

@@ -196,7 +196,11 @@ describe('table', () => {
   it('markdown and CSV, exactly (2 seeds: mean ± std)', () => {
     const rows = summarize(runs.filter((r) => r.header.scenario === 'toy' && r.header.seed < 2));
     expect(formatMarkdown(rows)).toBe(MARKDOWN);
-    expect(formatCsv(rows)).toBe(CSV);
+    expect(formatCsv(rows, { rounded: true })).toBe(CSV);
+    // By default unrounded: source's gauss errors are 40 and 42 over the two seeds.
+    const unrounded = parseCsv(formatCsv(rows));
+    const column = (name: string) => unrounded[0]!.indexOf(name);
+    expect([unrounded[1]![column('gauss')], unrounded[1]![column('gauss std')]]).toEqual(['41', String(Math.SQRT2)]);
     const ocl = formatMarkdown(summarize(runs, { scenario: 'toy-ocl' }));
     expect(ocl).toBe(OCL_MARKDOWN);
   });
@@ -412,7 +416,10 @@ describe('diagnostics', () => {
   });
 
   it('CSV of the diagnostics table parses, one column per diagnostic (+ std)', () => {
-    const table = parseCsv(formatCsv(summarizeDiagnostics(diag)));
+    const table = parseCsv(formatCsv(summarizeDiagnostics(diag), { rounded: true }));
+    // Unrounded, EATA's selected std (two seeds 10 apart) is sqrt(50).
+    const exact = parseCsv(formatCsv(summarizeDiagnostics(diag)));
+    expect(exact[2]![exact[0]!.indexOf('selected std')]).toBe(String(Math.sqrt(50)));
     expect(table[0]).toEqual([
       'scenario', 'kind', 'method', 'seeds', 'batches', 'batches std', 'selected', 'selected std', 'reliable', 'reliable std', 'recovered', 'recovered std',
     ]);

@@ -448,8 +448,10 @@ export function formatMarkdown(rows: TableRow[], options: { spread?: Spread } = 
  * CSV (one header line, one line per row): scenario, kind, method, seeds, then per column its
  * mean, and `<column> std` / `<column> ci95` when some row has 2 / 3 or more seeds. Rows of
  * different scenarios share the union of the columns (empty where a column does not apply).
+ * Values are unrounded (the shortest text that reads back as the same double), for analysis;
+ * `rounded` gives the markdown table's decimals instead.
  */
-export function formatCsv(rows: TableRow[]): string {
+export function formatCsv(rows: TableRow[], options: { rounded?: boolean } = {}): string {
   const columns: string[] = [];
   for (const r of rows) for (const c of r.cells) if (!columns.includes(c.column)) columns.push(c.column);
   const maxN = Math.max(0, ...rows.map((r) => r.seeds.length));
@@ -464,7 +466,7 @@ export function formatCsv(rows: TableRow[]): string {
     for (const column of columns) {
       const cell = r.cells.find((c) => c.column === column);
       const s = cell?.stat;
-      const num = (v: number | null | undefined) => (v === null || v === undefined || !cell ? '' : fixed(v, cell.decimals));
+      const num = (v: number | null | undefined) => (v === null || v === undefined || !cell ? '' : options.rounded ? fixed(v, cell.decimals) : String(v === 0 ? 0 : v));
       line.push(num(s?.mean));
       if (maxN >= 2) line.push(num(s?.std));
       if (maxN >= 3) line.push(num(s?.ci95));
