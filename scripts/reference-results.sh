@@ -26,7 +26,7 @@ show plot results --scenario fmnist-c-continual --methods "$continual" --kind on
 show plot results --scenario fmnist-c-continual --methods "$continual" --kind domains --out results/fmnist-c-continual-domains.svg
 
 # Label-correlated streams: Dirichlet (delta 0.1) and class-sorted (delta 0).
-correlated=source,bn,tent,lame,rotta
+correlated=source,bn,tent,eata,sar,nhl,lame,rotta
 for scenario in fmnist-c-dirichlet fmnist-c-dirichlet-sorted; do
   ctta run "$scenario" --methods "$correlated" --out results --workers "$workers" --quiet "${extra[@]}" >/dev/null
   show table results --scenario "$scenario" --methods "$correlated" --out "results/$scenario.md"
