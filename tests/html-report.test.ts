@@ -46,6 +46,11 @@ describe('ctta report', () => {
     // Not blank: the pixels vary (text, tables, coloured lines).
     expect(Math.max(...stats.channels.map((c) => c.stdev))).toBeGreaterThan(20);
     expect(stats.isOpaque).toBe(true);
+    // Only methods without diagnostics: no diagnostics chart (it used to fail the whole report).
+    const sourceOnly = join(dir, 'source.html');
+    const s2 = runCli(['report', out, '--methods', 'source', '--out', sourceOnly]);
+    expect(s2.code, s2.stderr).toBe(0);
+    expect(readFileSync(sourceOnly, 'utf8').match(/class="chart"/g)?.length).toBe(2);
   }, 300_000);
 
   it('refuses an --out that is not .html, in one line', () => {

@@ -81,10 +81,12 @@ function withTooltips(spec: TopLevelSpec): TopLevelSpec {
   return copy as unknown as TopLevelSpec;
 }
 
-/** The charts that apply to one scenario's runs (a kind that does not apply is left out). */
-function chartsOf(runs: FinishedRun[], scenario: string, methods: string[] | undefined): { kind: PlotKind; spec: TopLevelSpec }[] {
+/**
+ * The charts that apply to one scenario's runs (a kind that does not apply is left out);
+ * `diagnostics`: whether the methods shown report any (the diagnostics table has rows).
+ */
+function chartsOf(runs: FinishedRun[], scenario: string, methods: string[] | undefined, diagnostics: boolean): { kind: PlotKind; spec: TopLevelSpec }[] {
   const ocl = runs.every((r) => r.summary.accuracyMatrix !== undefined);
-  const diagnostics = runs.some((r) => r.batches.some((b) => b.diagnostics && Object.keys(b.diagnostics).length > 0));
   const kinds: PlotKind[] = ['online', 'domains', ...(ocl ? (['matrix'] as const) : []), ...(diagnostics ? (['diagnostics'] as const) : [])];
   return kinds.map((kind) => ({ kind, spec: withTooltips(plotRuns(runs, { kind, scenario, methods })) }));
 }
@@ -119,7 +121,7 @@ export async function buildHtmlReport(runs: FinishedRun[], options: HtmlReportOp
       tableHtml(full, full[0]?.kind === 'ocl' ? 'Accuracy-matrix metrics (%) and accuracy per task after the last task' : 'Error (%) per domain, the papers\' table'),
       '<p class="legend">± is the standard deviation for 2 seeds, the half-width of the 95% Student-t interval for 3 or more. Online error: over all images in stream order. ECE: expected calibration error, 15 bins.</p>',
     ];
-    for (const { kind, spec } of chartsOf(ofScenario, scenario, options.methods)) {
+    for (const { kind, spec } of chartsOf(ofScenario, scenario, options.methods, diagnostics.length > 0)) {
       const id = `chart-${charts.length}`;
       charts.push({ id, spec: compile(spec).spec });
       blocks.push(`<div class="chart" id="${id}" data-kind="${kind}" role="img" aria-label="${escape(`${scenario}: ${kind} chart`)}"></div>`);
