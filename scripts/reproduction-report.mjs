@@ -19,7 +19,13 @@ if (runs.length === 0) {
 
 // ------------------------------------------------------------------------------- helpers
 const byScenario = (name) => runs.filter((r) => r.header.scenario === name);
-const rowsOf = (scenario, layout = 'summary') => (byScenario(scenario).length ? summarize(byScenario(scenario), { layout }) : []);
+/** The summary rows of a scenario, computed once per (scenario, layout): every claim reads them. */
+const summaries = new Map();
+function rowsOf(scenario, layout = 'summary') {
+  const key = `${scenario}\0${layout}`;
+  if (!summaries.has(key)) summaries.set(key, byScenario(scenario).length ? summarize(byScenario(scenario), { layout }) : []);
+  return summaries.get(key);
+}
 /** Mean over seeds of a summary column (%), or undefined when the method has no runs there. */
 function value(scenario, method, column, layout = 'summary') {
   const row = rowsOf(scenario, layout).find((r) => r.method === method);

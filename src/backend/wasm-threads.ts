@@ -10,7 +10,7 @@
  * While the backend initialises (and only then) this module:
  *   1. writes the worker script and the module's code to a private temporary folder and hands the
  *      worker their paths instead of Blob URLs (emscripten's Node path then loads them with fs);
- *   2. reports twice the logical cores to the module, so the cap becomes the cores there are;
+ *   2. reports 2N logical cores to the module, so its cap (cores / 2) allows the N threads asked for;
  * and restores the globals afterwards. The worker pool is created during initialisation, so
  * nothing needs the shims later. The temporary folder is removed when the process exits.
  *

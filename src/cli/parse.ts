@@ -26,6 +26,9 @@ export function choiceOption<T extends string>(name: string, choices: readonly T
   };
 }
 
+/** A repeatable option's parser: each occurrence appends its value (`--set a --set b`). */
+export const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
 /** "0-4" -> [0,1,2,3,4]; "0,2,5" -> [0,2,5]; "0-2,7" -> [0,1,2,7]. */
 export function parseClassList(value: string): number[] {
   const out: number[] = [];

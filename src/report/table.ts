@@ -310,12 +310,19 @@ function cttaRow(scenario: string, method: string, runs: FinishedRun[], parts: s
   return { scenario, method, kind: 'ctta', seeds: runs.map((r) => r.header.seed), cells };
 }
 
+/**
+ * An accuracy-matrix metric of an OCL run: its summary's; files written before a metric existed
+ * (legacyForgetting) get it from their matrix, by the same function the runner uses.
+ */
+function matrixMetric(r: FinishedRun, key: keyof MatrixMetrics): number | undefined {
+  return r.summary[key] ?? matrixMetrics(r.summary.accuracyMatrix!)[key];
+}
+
 function summaryRow(scenario: string, method: string, runs: FinishedRun[], ocl: boolean): TableRow {
   const cells: TableCell[] = [];
   if (ocl) {
-    const metric = (r: FinishedRun, key: keyof MatrixMetrics) => r.summary[key] ?? matrixMetrics(r.summary.accuracyMatrix!)[key];
-    cells.push(cellOf(runs, 'avg acc', 1, (r) => pct(metric(r, 'finalAverageAccuracy'))));
-    cells.push(cellOf(runs, 'forgetting', 1, (r) => pct(metric(r, 'forgetting'))));
+    cells.push(cellOf(runs, 'avg acc', 1, (r) => pct(matrixMetric(r, 'finalAverageAccuracy'))));
+    cells.push(cellOf(runs, 'forgetting', 1, (r) => pct(matrixMetric(r, 'forgetting'))));
   } else {
     cells.push(cellOf(runs, 'mean err', 1, (r) => pct(r.summary.meanError)));
   }
@@ -328,11 +335,7 @@ function summaryRow(scenario: string, method: string, runs: FinishedRun[], ocl: 
 }
 
 function oclRow(scenario: string, method: string, runs: FinishedRun[], columns: OclColumns): TableRow {
-  // Files written before a metric existed (legacyForgetting) get it from their matrix, by the
-  // same function the runner uses.
-  const metrics = new Map(runs.map((r) => [r, matrixMetrics(r.summary.accuracyMatrix!)]));
-  const metric = (r: FinishedRun, key: keyof MatrixMetrics) => r.summary[key] ?? metrics.get(r)![key];
-  const cells: TableCell[] = OCL_METRICS.map(([column, key]) => cellOf(runs, column, 1, (r) => pct(metric(r, key))));
+  const cells: TableCell[] = OCL_METRICS.map(([column, key]) => cellOf(runs, column, 1, (r) => pct(matrixMetric(r, key))));
   if (columns.anytime) cells.push(cellOf(runs, ANYTIME_COLUMN, 1, (r) => pct(r.summary.averageAnytimeAccuracy)));
   columns.tasks.forEach((column, j) => {
     const cell = cellOf(runs, column, 1, (r) => {

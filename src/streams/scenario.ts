@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { CttaError } from '../errors.js';
-import { canonicalJson, jsonErrorLineColumn, readJsonBytes } from '../util/json-file.js';
+import { canonicalJson, jsonErrorLineColumn, jsonOrString, readJsonBytes } from '../util/json-file.js';
 import { repoRoot } from '../util/paths.js';
 import { checkScratchModel, isScratch, scratchModelSchema } from '../models/scenario-model.js';
 import { corruptionNames, isCorruptionName } from './corruptions/index.js';
@@ -128,6 +128,9 @@ const scenarioSchema = z.strictObject({
 
 export type ScenarioFile = z.output<typeof scenarioSchema>;
 
+/** The top-level fields a scenario file may have (what `--scenario-set` sets, not `--set`). */
+export const SCENARIO_FIELDS: readonly string[] = Object.keys(scenarioSchema.shape);
+
 export interface DomainSpec {
   corruption: string;
   severity?: number;
@@ -193,12 +196,7 @@ function applyOverrides(raw: unknown, overrides: readonly string[], file: string
       throw new CttaError(`--scenario-set "${entry}" is not field=value`, { fix: 'e.g. --scenario-set batchSize=16 or --scenario-set ordering.params.samplesPerDomain=500' });
     }
     const path = m[1]!.split('.');
-    let value: unknown = m[2];
-    try {
-      value = JSON.parse(m[2]!);
-    } catch {
-      /* a plain string */
-    }
+    const value = jsonOrString(m[2]!);
     let node = raw as Record<string, unknown>;
     for (const [k, key] of path.slice(0, -1).entries()) {
       const child = node[key] ?? (node[key] = {});

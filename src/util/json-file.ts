@@ -209,6 +209,15 @@ export function oneLine(s: string): string {
 }
 
 /** JSON with sorted keys, so the same content always hashes the same. */
+/** A command-line value (`--set`, `--scenario-set`): JSON when it parses as JSON, else the text itself. */
+export function jsonOrString(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v)

@@ -155,6 +155,15 @@ export function checkOutputDir(dir: string, what = '--out'): string {
   return full;
 }
 
+/**
+ * Refuses an --out whose name does not end in one of `extensions` (case-insensitive), rather than
+ * write one format under another's name; `why` says what the command writes.
+ */
+export function requireExtension(file: string, extensions: readonly string[], why: string): void {
+  if (extensions.some((e) => file.toLowerCase().endsWith(e))) return;
+  throw new CttaError(`--out ${file}: ${why}, so the file name must end in ${extensions[0]}`, { fix: `e.g. --out ${file.replace(/\.[^./\\]*$/, '')}${extensions[0]}` });
+}
+
 /** Like checkOutputDir, for an output file: also refuses a folder where the file should be. */
 export function checkOutputFile(file: string, what = '--out'): string {
   const full = resolve(file);

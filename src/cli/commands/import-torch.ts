@@ -1,10 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { setBackend } from '../../backend/index.js';
 import { CttaError } from '../../errors.js';
 import { saveModel } from '../../models/checkpoint.js';
-import { readSafetensors } from '../../models/import/safetensors.js';
+import { readSafetensorsFile } from '../../models/import/safetensors.js';
 import { importStateDict, TORCH_ARCHITECTURES } from '../../models/import/torch.js';
 import { CIFAR100_FINE_CLASSES, CIFAR10_CLASSES } from '../../streams/datasets/readers/index.js';
 import { FASHION_MNIST_CLASSES } from '../../streams/datasets/index.js';
@@ -42,14 +41,14 @@ Then point a scenario's "model" at the folder (README, "Models and checkpoints")
     .action(async (file: string, o) => {
       checkOutputFile(`${o.out}/manifest.json`);
       await setBackend(o.backend);
-      const tensors = readSafetensors(file);
+      const { bytes, tensors } = readSafetensorsFile(file);
       const network = importStateDict(tensors, o.arch, o.input);
       try {
         const classNames = CLASS_NAMES[o.dataset]!;
         if (network.numClasses !== classNames.length) {
           throw new CttaError(`the head predicts ${network.numClasses} classes, ${o.dataset} has ${classNames.length}`, { fix: `choose the --dataset the model was trained on (${Object.keys(CLASS_NAMES).join(', ')})` });
         }
-        const sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
         await saveModel(network, o.out, {
           dataset: o.dataset,
           classNames: [...classNames],

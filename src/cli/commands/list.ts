@@ -7,6 +7,7 @@ import { loadScenario, scenariosDir } from '../../streams/scenario.js';
 import { CttaError } from '../../errors.js';
 import { listMethods, loadPlugin } from '../../methods/index.js';
 import type { DatasetDefaultsKey } from '../../streams/datasets/types.js';
+import { collect } from '../parse.js';
 
 const DATASET_ROWS: DatasetDefaultsKey[] = ['cifar10', 'cifar100', 'imagenet', 'fashion-mnist'];
 
@@ -16,7 +17,7 @@ export function listCommand(): Command {
   return new Command('list')
     .description(`list what ctta knows: ${WHAT.join(', ')}`)
     .argument('<what>', WHAT.join(' | '))
-    .option('--plugin <file>', 'load a plug-in first (its methods and their options are listed), repeatable', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--plugin <file>', 'load a plug-in first (its methods and their options are listed), repeatable', collect, [])
     .addHelpText('after', `
 Examples:
   ctta list methods

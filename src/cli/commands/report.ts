@@ -1,9 +1,8 @@
 import { Command } from 'commander';
 import { buildHtmlReport } from '../../report/html.js';
 import { readResults } from '../../report/results.js';
-import { checkOutputFile } from '../../util/output-dir.js';
+import { checkOutputFile, requireExtension } from '../../util/output-dir.js';
 import { packageVersion } from '../../util/version.js';
-import { CttaError } from '../../errors.js';
 import { listOption, requireRuns, writeOutput } from './table.js';
 
 export function reportCommand(): Command {
@@ -17,9 +16,7 @@ Examples:
   ctta report results --out report.html
   ctta report runs --methods source,bn,tent --out tent.html`)
     .action(async (dir: string, o) => {
-      if (!/\.html?$/i.test(o.out)) {
-        throw new CttaError(`--out ${o.out}: the report is HTML, so the file name must end in .html`, { fix: `e.g. --out ${String(o.out).replace(/\.[^./\\]*$/, '')}.html` });
-      }
+      requireExtension(o.out, ['.html', '.htm'], 'the report is HTML');
       checkOutputFile(o.out);
       const runs = await readResults(dir);
       requireRuns(runs, dir);

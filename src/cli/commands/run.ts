@@ -6,16 +6,13 @@ import { runSweep, parseShard, planSweep, shardJobs, type SweepEvent, type Sweep
 import { createMethod, loadPlugin } from '../../methods/index.js';
 import { readResults } from '../../report/results.js';
 import { formatMarkdown, summarize } from '../../report/table.js';
-import { loadScenario, type Scenario } from '../../streams/scenario.js';
-import { choiceOption, intOption } from '../parse.js';
+import { loadScenario, SCENARIO_FIELDS, type Scenario } from '../../streams/scenario.js';
+import { jsonOrString } from '../../util/json-file.js';
+import { choiceOption, collect, intOption } from '../parse.js';
 import { formatSeconds, onInterrupt, progressBar, runBarFormat, type Progress } from '../progress.js';
 import { ensureOutputDir } from '../../util/output-dir.js';
 
-/** Top-level scenario fields, to point `--set batchSize=16` at `--scenario-set`. */
-const SCENARIO_FIELDS = new Set(['name', 'dataset', 'split', 'clean', 'model', 'modelClasses', 'domains', 'corruptions', 'severities', 'ordering', 'batchSize', 'heldOut', 'limit', 'image']);
-
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 /** "bn.alpha=0.5" -> {bn: {alpha: 0.5}} (values parsed as JSON when they are JSON). */
 function parseSet(entries: string[]): Record<string, Record<string, unknown>> {
@@ -24,18 +21,12 @@ function parseSet(entries: string[]): Record<string, Record<string, unknown>> {
     const m = /^([A-Za-z][\w-]*)\.([A-Za-z_]\w*)=(.*)$/.exec(e);
     if (!m) {
       const field = /^([A-Za-z]\w*)(?:\.[\w.]*)?=/.exec(e)?.[1];
-      if (field && SCENARIO_FIELDS.has(field)) {
+      if (field && SCENARIO_FIELDS.includes(field)) {
         throw new CttaError(`--set "${e}" sets a scenario field, not a method option`, { fix: `use --scenario-set ${e}` });
       }
       throw new CttaError(`--set "${e}" is not method.option=value`, { fix: 'e.g. --set bn.alpha=0.5 (the method or its label, a dot, the option, =, the value)' });
     }
-    let value: unknown = m[3];
-    try {
-      value = JSON.parse(m[3]!);
-    } catch {
-      /* a plain string */
-    }
-    (out[m[1]!] ??= {})[m[2]!] = value;
+    (out[m[1]!] ??= {})[m[2]!] = jsonOrString(m[3]!);
   }
   return out;
 }
@@ -137,10 +128,11 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
       let begun = 0;
       let finished = 0;
       const toRun = () => jobs.length - skipped;
-      const sweepEta = () => {
-        if (finished === 0) return '';
+      /** The sweep's remaining time from the runs finished so far; undefined before the first. */
+      const sweepEta = (): string | undefined => {
+        if (finished === 0) return undefined;
         const perRun = (Date.now() - started) / 1000 / finished;
-        return ` all ${formatSeconds((perRun * (toRun() - finished)) / o.workers)}`;
+        return formatSeconds((perRun * (toRun() - finished)) / o.workers);
       };
       const onEvent = (e: SweepEvent) => {
         const label = `${e.job.scenario} ${e.job.label} seed ${e.job.seed}`;
@@ -159,7 +151,10 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
         if (e.type === 'busy') return say(`skip ${label} (being run by ${e.holder})`);
         if (o.workers > 1) {
           if (e.type === 'start') say(`run ${begun}/${toRun()} ${label}: started [worker ${e.worker}]`);
-          if (e.type === 'done') say(`run ${finished}/${toRun()} done ${label}: mean error ${(e.summary.meanError * 100).toFixed(1)}%, ${e.summary.imagesPerSecond.toFixed(0)} img/s [worker ${e.worker}]${sweepEta() ? `, sweep ETA${sweepEta().replace(' all', '')}` : ''}`);
+          if (e.type === 'done') {
+            const eta = sweepEta();
+            say(`run ${finished}/${toRun()} done ${label}: mean error ${(e.summary.meanError * 100).toFixed(1)}%, ${e.summary.imagesPerSecond.toFixed(0)} img/s [worker ${e.worker}]${eta ? `, sweep ETA ${eta}` : ''}`);
+          }
           return;
         }
         if (e.type === 'start') {
@@ -174,7 +169,8 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
           const p = e.progress;
           // ETA from wall-clock time: it includes loading and corrupting the stream.
           const elapsed = (Date.now() - runStarted) / 1000;
-          bar?.update(p.batch / p.batches, { err: (p.error * 100).toFixed(1), ips: p.imagesPerSecond.toFixed(0), eta_t: formatSeconds((elapsed * (p.batches - p.batch)) / Math.max(p.batch, 1)), sweep: sweepEta() });
+          const eta = sweepEta();
+          bar?.update(p.batch / p.batches, { err: (p.error * 100).toFixed(1), ips: p.imagesPerSecond.toFixed(0), eta_t: formatSeconds((elapsed * (p.batches - p.batch)) / Math.max(p.batch, 1)), sweep: eta ? ` all ${eta}` : '' });
         }
         if (e.type === 'done') {
           bar?.stop();
@@ -229,7 +225,8 @@ function printDryRun(scenarios: Scenario[], jobs: SweepJob[], out: string, grid:
   console.log(`${jobs.length} run(s)${jobs.length < grid ? ` (this shard of a ${grid}-run grid)` : ''}:`);
   for (const j of jobs) {
     const options = Object.keys(j.methodOptions).length > 0 ? ` ${JSON.stringify(j.methodOptions)}` : '';
-    const state = isFinished(runFile(out, j.scenario, j.label, j.seed)) ? ' (finished: would be reused if it is the same run)' : '';
-    console.log(`  ${j.scenario} ${j.label}${j.label !== j.method ? `=${j.method}` : ''} seed ${j.seed}${options} -> ${runFile(out, j.scenario, j.label, j.seed)}${state}`);
+    const file = runFile(out, j.scenario, j.label, j.seed);
+    const state = isFinished(file) ? ' (finished: would be reused if it is the same run)' : '';
+    console.log(`  ${j.scenario} ${j.label}${j.label !== j.method ? `=${j.method}` : ''} seed ${j.seed}${options} -> ${file}${state}`);
   }
 }

@@ -2,8 +2,7 @@ import { Command } from 'commander';
 import { loadScenario } from '../../streams/scenario.js';
 import { renderPreview } from '../../streams/preview.js';
 import { openStream } from '../../streams/stream.js';
-import { CttaError } from '../../errors.js';
-import { checkOutputFile, writeFileAtomic } from '../../util/output-dir.js';
+import { checkOutputFile, requireExtension, writeFileAtomic } from '../../util/output-dir.js';
 import { intOption } from '../parse.js';
 
 export function showCommand(): Command {
@@ -22,9 +21,7 @@ Examples:
     .action(async (name: string, o) => {
       // The grid is a PNG: refuse another extension (rather than write PNG bytes into x.svg),
       // and a bad --out (a file in the path, a folder, /proc, read-only), before any work.
-      if (!String(o.out).toLowerCase().endsWith('.png')) {
-        throw new CttaError(`--out ${o.out}: show writes a PNG image, so the file name must end in .png`, { fix: `e.g. --out ${o.out.replace(/\.[^./\\]*$/, '')}.png` });
-      }
+      requireExtension(o.out, ['.png'], 'show writes a PNG image');
       checkOutputFile(o.out);
       const scenario = loadScenario(name);
       const stream = await openStream(scenario, o.seed, { dataDir: o.dataDir });

@@ -51,12 +51,22 @@ function toFloat32(dtype: string, bytes: Uint8Array, count: number): Float32Arra
 
 /** Reads every floating-point tensor of a safetensors file; any damage names the file and the fix. */
 export function readSafetensors(file: string): Map<string, SafeTensor> {
+  return readSafetensorsFile(file).tensors;
+}
+
+/** The same, with the file's bytes (read once: a caller may hash them). */
+export function readSafetensorsFile(file: string): { bytes: Uint8Array; tensors: Map<string, SafeTensor> } {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(file);
   } catch (err) {
     throw new CttaError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { fix: 'check the path' });
   }
+  return { bytes, tensors: parseSafetensors(bytes, file) };
+}
+
+/** The floating-point tensors of a safetensors file's bytes; `file` names it in messages. */
+function parseSafetensors(bytes: Uint8Array, file: string): Map<string, SafeTensor> {
   if (bytes.length < 8) throw new CttaError(`${file} is not a safetensors file (${bytes.length} bytes)`, { fix: FIX });
   const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   if (headerLength <= 0 || 8 + headerLength > bytes.length) {

@@ -24,8 +24,6 @@ interface Assignment {
 export interface TorchArchitecture {
   name: string;
   description: string;
-  /** Where the state_dicts come from (README). */
-  source: string;
   /** The zoo architecture and its options, read from the tensors' shapes. */
   zoo(tensors: Map<string, SafeTensor>, inputShape: [number, number, number]): { architecture: string; options: Record<string, unknown> };
   assignments(tensors: Map<string, SafeTensor>): Assignment[];
@@ -44,7 +42,10 @@ function need(tensors: Map<string, SafeTensor>, name: string, arch: string): Saf
   return t;
 }
 
-/** RobustBench's WideResNet (Standard, and the CIFAR-10/100-C models of the CTTA papers). */
+/**
+ * RobustBench's WideResNet (Standard, and the CIFAR-10/100-C models of the CTTA papers): module
+ * names conv1, block{1,2,3}.layer.{i}.{bn1,conv1,bn2,conv2,convShortcut}, bn1, fc.
+ */
 function wideResNet(name: string, depth?: number): TorchArchitecture {
   const blocksPerStage = (tensors: Map<string, SafeTensor>) => {
     let n = 0;
@@ -54,7 +55,6 @@ function wideResNet(name: string, depth?: number): TorchArchitecture {
   return {
     name,
     description: depth ? `WideResNet-${depth}-<widen> (RobustBench Standard for CIFAR-10-C: widen 10)` : 'WideResNet of any depth 6n+4 and widen, RobustBench naming',
-    source: 'RobustBench model zoo (robustbench.utils.load_model, then save_file(model.state_dict())); module names conv1, block{1,2,3}.layer.{i}.{bn1,conv1,bn2,conv2,convShortcut}, bn1, fc',
     zoo(tensors, inputShape) {
       const n = blocksPerStage(tensors);
       const found = 6 * n + 4;
