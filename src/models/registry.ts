@@ -7,6 +7,8 @@ import type * as tf from '@tensorflow/tfjs';
 import { CttaError } from '../errors.js';
 import { Registry } from '../util/registry.js';
 import { Network } from './network.js';
+import { buildBottleneckResNet } from './zoo/bottleneck-resnet.js';
+import { buildPreActResNet } from './zoo/preact-resnet.js';
 import { buildResNet, cifarResNetBlocks } from './zoo/resnet.js';
 import { buildWideResNet } from './zoo/wide-resnet.js';
 
@@ -41,13 +43,27 @@ export function registerModel<O extends Record<string, unknown>>(definition: Mod
   models.register(definition as unknown as ModelDefinition);
 }
 
+const padding = z.enum(['same', 'torch']).default('same');
 const resnetOptions = z.strictObject({ ...commonModelOptions, width: z.number().int().positive().default(16) });
 const wrnOptions = z.strictObject({
   ...commonModelOptions,
   depth: z.number().int().refine((d) => d >= 10 && (d - 4) % 6 === 0, 'a WideResNet depth is 6n+4, at least 10').default(28),
   widen: z.number().int().positive().default(10),
-  padding: z.enum(['same', 'torch']).default('same'),
+  padding,
 });
+/** Per-channel (x - mean) / std before the first conv, for weights trained on normalised images. */
+const inputNorm = z
+  .strictObject({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) })
+  .refine((n) => n.mean.length === n.std.length, 'mean and std need the same number of channels')
+  .optional();
+const tttOptions = z.strictObject({
+  ...commonModelOptions,
+  depth: z.number().int().refine((d) => d >= 8 && (d - 2) % 6 === 0, "TTT's ResNet depth is 6n+2, at least 8").default(26),
+  width: z.number().int().positive().default(1),
+  padding,
+  inputNorm,
+});
+const bottleneckOptions = z.strictObject({ ...commonModelOptions, width: z.number().int().positive().default(64), padding, inputNorm });
 type ResNetOptions = z.infer<typeof resnetOptions>;
 
 const resnet = (name: string, depth: number, description: string, fixed?: Partial<ResNetOptions>): ModelDefinition<ResNetOptions> => ({
@@ -85,6 +101,26 @@ registerModel({
   description: 'WideResNet-<depth>-<widen>, pre-activation (options depth 6n+4, widen); wrn28_10 is depth 28',
   schema: wrnOptions,
   build: (o) => buildWideResNet(o),
+});
+
+registerModel({
+  name: 'ttt_resnet26',
+  description: "TTT's CIFAR ResNet-26 (Sun et al. 2020; also TENT's and LAME's): pre-activation, parameter-free shortcuts, BatchNorm or GroupNorm; load it with ctta import-torch --arch resnet26",
+  schema: tttOptions,
+  build: (o) => buildPreActResNet(o),
+  fixed: { depth: 26 },
+});
+registerModel({
+  name: 'ttt_resnet',
+  description: "TTT's CIFAR ResNet of any depth 6n+2 and width (ttt_resnet26 is depth 26)",
+  schema: tttOptions,
+  build: (o) => buildPreActResNet(o),
+});
+registerModel({
+  name: 'resnet50',
+  description: "torchvision's ResNet-50 (bottleneck blocks, 7x7 stem + max-pool; 25.6M parameters at 1000 classes), the ImageNet-C model; load it with ctta import-torch --arch resnet50",
+  schema: bottleneckOptions,
+  build: (o) => buildBottleneckResNet({ ...o, blocks: [3, 4, 6, 3], name: 'resnet50' }),
 });
 
 export function listModels(): { name: string; description: string }[] {

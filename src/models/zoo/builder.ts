@@ -4,7 +4,9 @@
  * initial weights, so pretraining is reproducible).
  */
 import * as tf from '@tensorflow/tfjs';
+import { ChannelZeroPad } from '../layers/channel-zero-pad.js';
 import { GroupNormalization } from '../layers/group-norm.js';
+import { InputNormalization } from '../layers/input-normalization.js';
 
 export type NormKind = 'batch' | 'group';
 
@@ -37,6 +39,7 @@ export class GraphBuilder {
   /** He-normal (fan-out) conv init, as torchvision/CIFAR ResNets use. */
   conv(x: tf.SymbolicTensor, name: string, filters: number, kernel: number, stride: number): tf.SymbolicTensor {
     let padding: 'same' | 'valid' = 'same';
+    // Stride 1 'same' already pads k//2 on each side (odd kernels), as PyTorch does.
     if (this.padding === 'torch' && stride > 1 && kernel > 1) {
       const p = Math.floor(kernel / 2);
       x = tf.layers.zeroPadding2d({ name: `${name}_pad`, padding: [[p, p], [p, p]] }).apply(x) as tf.SymbolicTensor;
@@ -63,6 +66,34 @@ export class GraphBuilder {
     }
     // PyTorch's defaults (eps 1e-5); momentum is handled by NormLayer, not by this layer.
     return tf.layers.batchNormalization({ name, axis: -1, epsilon: 1e-5, momentum: 0.9 }).apply(x) as tf.SymbolicTensor;
+  }
+
+  /** (x - mean) / std per channel, when the weights expect normalised images; x itself otherwise. */
+  inputNorm(x: tf.SymbolicTensor, norm: { mean: number[]; std: number[] } | undefined): tf.SymbolicTensor {
+    return norm ? (new InputNormalization({ name: 'input_norm', ...norm }).apply(x) as tf.SymbolicTensor) : x;
+  }
+
+  /**
+   * Max pooling with padding `kernel // 2`. 'torch' pads zeros on each side, which equals
+   * PyTorch's -inf padding only for inputs >= 0: use it after a ReLU (as torchvision does).
+   */
+  maxPool(x: tf.SymbolicTensor, name: string, kernel: number, stride: number): tf.SymbolicTensor {
+    let padding: 'same' | 'valid' = 'same';
+    if (this.padding === 'torch') {
+      const p = Math.floor(kernel / 2);
+      x = tf.layers.zeroPadding2d({ name: `${name}_pad`, padding: [[p, p], [p, p]] }).apply(x) as tf.SymbolicTensor;
+      padding = 'valid';
+    }
+    return tf.layers.maxPooling2d({ name, poolSize: kernel, strides: stride, padding }).apply(x) as tf.SymbolicTensor;
+  }
+
+  /**
+   * The parameter-free shortcut of TTT's ResNets: average pooling over stride x stride windows,
+   * then zero channels up to `filters`.
+   */
+  poolAndPad(x: tf.SymbolicTensor, name: string, filters: number, stride: number): tf.SymbolicTensor {
+    if (stride > 1) x = tf.layers.averagePooling2d({ name: `${name}_pool`, poolSize: stride, strides: stride, padding: 'valid' }).apply(x) as tf.SymbolicTensor;
+    return x.shape[3] === filters ? x : (new ChannelZeroPad({ name: `${name}_pad`, channels: filters }).apply(x) as tf.SymbolicTensor);
   }
 
   relu(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {

@@ -101,7 +101,7 @@ async function isDirectory(path: string): Promise<boolean> {
 }
 
 /** Sub-folder names of `dir`, sorted; symlinks to folders count. */
-async function subfolders(dir: string): Promise<string[]> {
+export async function subfolders(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   const out: string[] = [];
   for (const e of entries) {
