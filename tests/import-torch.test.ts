@@ -3,6 +3,7 @@
 // by scripts/fixtures/torch-wrn.py with PyTorch) is a WideResNet-10-1 with RobustBench's names,
 // non-trivial BatchNorm statistics, 4 input images and PyTorch's logits for them.
 import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,6 +122,24 @@ describe('ctta import-torch: TTT ResNet-26 and torchvision ResNet-50', () => {
     expect(trainableCount(network)).toBe(fixture(name).parameters);
     expect(maxDiff(logitsOf(network, name), fixture(name).logits)).toBeLessThan(1e-4);
     network.dispose();
+  });
+
+  it("a fresh process loads the checkpoint through the library (ctta's own layers are registered by loadModel)", () => {
+    // ttt8_gn_w2 uses all three of ctta's layer classes: input normalisation, GroupNorm, zero-channel padding.
+    const out = join(tmp(), 'gn');
+    expect(runCli(['import-torch', join(DIR, 'ttt8_gn_w2.safetensors'), '--arch', 'ttt_resnet', '--out', out, '--backend', 'wasm']).code).toBe(0);
+    const script = `
+      import { loadModel, setBackend } from ${JSON.stringify(join(ROOT, 'dist/index.js'))};
+      import * as tf from '@tensorflow/tfjs';
+      import { readFileSync } from 'node:fs';
+      await setBackend('wasm');
+      const { network } = await loadModel(${JSON.stringify(out)});
+      network.setNormStatistics('running');
+      const x = tf.tensor4d(new Float32Array(readFileSync(${JSON.stringify(join(DIR, 'ttt8_gn_w2-inputs-nhwc-f32.bin'))}).buffer.slice(0)), [4, 32, 32, 3]);
+      console.log(JSON.stringify(network.logits(x).arraySync()));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(maxDiff(JSON.parse(r.stdout.trim().split('\n').pop()!) as number[][], fixture('ttt8_gn_w2').logits)).toBeLessThan(1e-4);
   });
 
   it('resnet50: ImageNet class names from a folder, PyTorch\'s logits to 1e-4, and torchvision\'s 25,557,032 parameters at full size', async () => {

@@ -29,8 +29,8 @@ import { Network } from './network.js';
 import { VidaAdapters, type VidaAdapterOptions } from './adapters/vida.js';
 import { fileInside, readInside, regularFileSize, RESTORE_FIX } from './checkpoint-paths.js';
 import { parseManifest, parseModelJson, type ModelJson } from './checkpoint-schema.js';
-// Registers the GroupNorm layer class so that GN models deserialize.
-import './layers/group-norm.js';
+// Registers ctta's own layer classes (GroupNorm, input normalisation, zero-channel padding) so that models using them deserialize.
+import './layers/index.js';
 
 // Part of this module's API since before they moved to their own files.
 export { jsonErrorOffset } from '../util/json-file.js';
@@ -186,7 +186,7 @@ async function buildModel(shown: string, modelJson: ModelJson, weightSpecs: tf.i
       throw new CttaError(`${shown}: ${kind === 'layer' ? 'layer class' : kind} ${quote(name!)} is not known to tfjs/ctta`, {
         fix:
           kind === 'layer'
-            ? 'use a model made of tfjs built-in layers (ctta adds GroupNorm), or register the class with tf.serialization.registerClass before loading'
+            ? 'use a model made of tfjs built-in layers (ctta adds GroupNorm, input normalisation and zero-channel padding), or register the class with tf.serialization.registerClass before loading'
             : 're-export the model with tfjs built-ins',
         cause: err,
       });
