@@ -124,12 +124,13 @@ describe('ctta import-torch: TTT ResNet-26 and torchvision ResNet-50', () => {
     network.dispose();
   });
 
-  it("a fresh process loads the checkpoint through the library (ctta's own layers are registered by loadModel)", () => {
+  it("a fresh process loads the checkpoint with the checkpoint module alone (it registers ctta's own layers itself)", () => {
     // ttt8_gn_w2 uses all three of ctta's layer classes: input normalisation, GroupNorm, zero-channel padding.
     const out = join(tmp(), 'gn');
     expect(runCli(['import-torch', join(DIR, 'ttt8_gn_w2.safetensors'), '--arch', 'ttt_resnet', '--out', out, '--backend', 'wasm']).code).toBe(0);
     const script = `
-      import { loadModel, setBackend } from ${JSON.stringify(join(ROOT, 'dist/index.js'))};
+      import { loadModel } from ${JSON.stringify(join(ROOT, 'dist/models/checkpoint.js'))};
+      import { setBackend } from ${JSON.stringify(join(ROOT, 'dist/backend/index.js'))};
       import * as tf from '@tensorflow/tfjs';
       import { readFileSync } from 'node:fs';
       await setBackend('wasm');
