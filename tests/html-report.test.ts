@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { MODEL, runCli } from './helpers.js';
+import { MODEL, ROOT, runCli } from './helpers.js';
 
 function chromium(args: string[]) {
   const r = spawnSync('chromium', ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--enable-logging=stderr', '--v=0', '--virtual-time-budget=15000', ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -51,6 +51,25 @@ describe('ctta report', () => {
     const s2 = runCli(['report', out, '--methods', 'source', '--out', sourceOnly]);
     expect(s2.code, s2.stderr).toBe(0);
     expect(readFileSync(sourceOnly, 'utf8').match(/class="chart"/g)?.length).toBe(2);
+  }, 300_000);
+
+  it('--methods on a folder of several scenarios: each scenario shows the requested methods it has, and the count is of the runs shown', async () => {
+    // results/ holds test-time scenarios (with source, bn, tent) and continual-learning ones (without).
+    const page = join(mkdtempSync(join(tmpdir(), 'ctta-html-')), 'some.html');
+    const r = runCli(['report', 'results', '--methods', 'source,bn,tent', '--out', page]);
+    expect(r.code, r.stderr).toBe(0);
+    const html = readFileSync(page, 'utf8');
+    const { readResults, runName } = await import('../src/report/results.js');
+    const all = await readResults(join(ROOT, 'results'));
+    const shown = all.filter((run) => ['source', 'bn', 'tent'].includes(runName(run.header)));
+    expect(shown.length).toBeLessThan(all.length);
+    expect(html).toContain(`<p>${shown.length} runs of`);
+    expect(html).toContain('<h2 id="fmnist-c-continual">');
+    expect(html).not.toContain('<h2 id="fmnist-base5-incremental">');
+    // A method that no scenario has: one line naming the ones there are.
+    const bad = runCli(['report', 'results', '--methods', 'source,bogus', '--out', page.replace('some', 'bad')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toEqual([expect.stringMatching(/no finished runs of method "bogus" in any scenario \(fix: choose from: .*tent/)]);
   }, 300_000);
 
   it('refuses an --out that is not .html, in one line', () => {

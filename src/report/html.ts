@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { plotRuns, type PlotKind } from './plot.js';
 import { runName, type FinishedRun } from './results.js';
+import { CttaError } from '../errors.js';
 import { formatCell, summarize, summarizeDiagnostics, type TableRow } from './table.js';
 
 const require = createRequire(import.meta.url);
@@ -103,15 +104,33 @@ table.meta td, table.meta th { text-align: left; font-size: 12px; }
 .legend { color: #555; font-size: 12px; max-width: 70em; }
 code { font-size: 12px; }`;
 
+/**
+ * The runs of the requested methods (all runs without a request). A method no scenario has is an
+ * error naming the methods there are; one that only some scenarios have is shown where it ran.
+ */
+export function selectRuns(runs: FinishedRun[], methods: string[] | undefined): FinishedRun[] {
+  if (!methods) return runs;
+  const present = new Set(runs.map((r) => runName(r.header)));
+  const missing = methods.filter((m) => !present.has(m));
+  if (missing.length > 0) {
+    throw new CttaError(`no finished runs of method ${missing.map((m) => `"${m}"`).join(', ')} in any scenario`, { fix: `choose from: ${[...present].sort().join(', ')}` });
+  }
+  return runs.filter((r) => methods.includes(runName(r.header)));
+}
+
 /** The report as one HTML string (vega's runtime inlined). */
 export async function buildHtmlReport(runs: FinishedRun[], options: HtmlReportOptions): Promise<string> {
   const { compile } = await import('vega-lite');
-  const scenarios = [...new Set(runs.map((r) => r.header.scenario))].sort();
+  const shown = selectRuns(runs, options.methods);
+  const scenarios = [...new Set(shown.map((r) => r.header.scenario))].sort();
   const charts: { id: string; spec: unknown }[] = [];
   const sections: string[] = [];
   for (const scenario of scenarios) {
-    const ofScenario = runs.filter((r) => r.header.scenario === scenario);
-    const filter = { scenario, methods: options.methods };
+    const ofScenario = shown.filter((r) => r.header.scenario === scenario);
+    // The requested methods this scenario has, in the requested order (a folder of several
+    // scenarios rarely has every method in each).
+    const present = new Set(ofScenario.map((r) => runName(r.header)));
+    const filter = { scenario, methods: options.methods?.filter((m) => present.has(m)) };
     const summary = summarize(ofScenario, { ...filter, layout: 'summary' });
     const full = summarize(ofScenario, filter);
     const diagnostics = summarizeDiagnostics(ofScenario, filter);
@@ -121,7 +140,7 @@ export async function buildHtmlReport(runs: FinishedRun[], options: HtmlReportOp
       tableHtml(full, full[0]?.kind === 'ocl' ? 'Accuracy-matrix metrics (%) and accuracy per task after the last task' : 'Error (%) per domain, the papers\' table'),
       '<p class="legend">± is the standard deviation for 2 seeds, the half-width of the 95% Student-t interval for 3 or more. Online error: over all images in stream order. ECE: expected calibration error, 15 bins.</p>',
     ];
-    for (const { kind, spec } of chartsOf(ofScenario, scenario, options.methods, diagnostics.length > 0)) {
+    for (const { kind, spec } of chartsOf(ofScenario, scenario, filter.methods, diagnostics.length > 0)) {
       const id = `chart-${charts.length}`;
       charts.push({ id, spec: compile(spec).spec });
       blocks.push(`<div class="chart" id="${id}" data-kind="${kind}" role="img" aria-label="${escape(`${scenario}: ${kind} chart`)}"></div>`);
@@ -138,7 +157,7 @@ export async function buildHtmlReport(runs: FinishedRun[], options: HtmlReportOp
 <title>ctta report: ${escape(options.source)}</title><style>${STYLE}</style></head>
 <body>
 <h1>ctta report: ${escape(options.source)}</h1>
-<p>${runs.length} runs of ${scenarios.length} scenario(s); written by ctta ${escape(options.ctta)} on ${escape(when)}. Regenerate: <code>ctta report ${escape(options.source)} --out report.html</code>.</p>
+<p>${shown.length} runs of ${scenarios.length} scenario(s)${options.methods ? ` (methods ${escape(options.methods.join(', '))})` : ''}; written by ctta ${escape(options.ctta)} on ${escape(when)}. Regenerate: <code>ctta report ${escape(options.source)} --out report.html</code>.</p>
 <ul>${toc}</ul>
 ${sections.join('\n')}
 <script>${vega}</script>

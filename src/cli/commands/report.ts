@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { buildHtmlReport } from '../../report/html.js';
+import { buildHtmlReport, selectRuns } from '../../report/html.js';
 import { readResults } from '../../report/results.js';
 import { checkOutputFile, requireExtension } from '../../util/output-dir.js';
 import { packageVersion } from '../../util/version.js';
@@ -22,6 +22,6 @@ Examples:
       requireRuns(runs, dir);
       const html = await buildHtmlReport(runs, { source: dir, methods: o.methods, ctta: packageVersion() });
       await writeOutput(o.out, html);
-      console.log(`wrote ${o.out}: ${runs.length} runs, ${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB`);
+      console.log(`wrote ${o.out}: ${selectRuns(runs, o.methods).length} runs, ${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB`);
     });
 }
