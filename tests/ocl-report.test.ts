@@ -343,6 +343,15 @@ describe('OCL table layout', () => {
     expect(formatMarkdown(rows)).toBe(OCL_MD);
   });
 
+  it('a run cut before the last task (--limit): the tasks it never reached have no final accuracy ("-"), not 0', async () => {
+    const cut = tmp();
+    // One task of three finished: the held-out sets of the other two were scored (classes not yet learned: 0).
+    write(cut, header('cut', 'er', 0, undefined, ['clean'], ['t0', 't1', 't2']), [batch(0, 0)], summary({ accuracyMatrix: [[0.6, 0, 0]], ...matrixMetrics([[0.6, 0, 0]]) }));
+    const [row] = summarize(await readResults(cut), { scenario: 'cut' });
+    expect(row!.cells.filter((c) => c.task !== undefined).map((c) => [c.column, c.stat?.mean ?? null])).toEqual([['t0', 60], ['t1', null], ['t2', null]]);
+    expect(row!.cells.find((c) => c.column === 'avg acc')!.stat!.mean).toBeCloseTo(60, 10);
+  });
+
   it('chosen per scenario: CTTA scenarios keep their layout (parts columns only when some run has parts)', () => {
     const rows = summarize(runs);
     expect(rows.map((r) => `${r.scenario}/${r.method}/${r.kind}`)).toEqual(['ocl/er-m100/ocl', 'ocl/er-m200/ocl', 'tta/source/ctta', 'tta/cotta/ctta']);

@@ -340,7 +340,9 @@ function oclRow(scenario: string, method: string, runs: FinishedRun[], columns: 
   columns.tasks.forEach((column, j) => {
     const cell = cellOf(runs, column, 1, (r) => {
       const a = r.summary.accuracyMatrix!;
-      return pct(a[a.length - 1]?.[j]);
+      // A task the stream never reached (a run cut by --limit) has no accuracy "after the last
+      // task": its held-out score then is of classes not yet learned, so the cell stays empty.
+      return j < a.length ? pct(a[a.length - 1]?.[j]) : undefined;
     });
     cells.push({ ...cell, task: j });
   });
