@@ -7,10 +7,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { setBackend } from '../backend/index.js';
 import { CttaError } from '../errors.js';
 import { loadPlugin } from '../methods/index.js';
-import { loadScenario } from '../streams/scenario.js';
 import { runScenario } from './runner.js';
 import type { IdentityFields } from './run-identity.js';
-import type { SweepJob } from './sweep.js';
+import { jobScenario, type SweepJob } from './sweep.js';
 
 const { backend, plugins, out, dataDir } = workerData as { backend: string; plugins: string[]; out: string; dataDir?: string };
 const port = parentPort!;
@@ -21,7 +20,7 @@ try {
   for (const p of plugins) await loadPlugin(p);
   port.on('message', ({ job, identity }: { job: SweepJob; identity: IdentityFields }) => {
     runScenario({
-      scenario: loadScenario(job.scenarioFile, job.scenarioOverrides),
+      scenario: jobScenario(job),
       method: job.method,
       label: job.label,
       methodOptions: job.methodOptions,

@@ -133,7 +133,11 @@ async function loadImageFolderOf(scenario: Scenario, split: DatasetSplit, dataDi
   return loadImageFolder(root, split, { size: image.size, channels: image.channels ?? 3 });
 }
 
-/** A relative path: in the scenario's folder when it is there, else from the working directory. */
+/**
+ * A relative path: in the scenario's folder when it is there, else from the working directory.
+ * Not resolveModelPath: a data folder may lie above the scenario ("../data/images"), and it is
+ * never looked up in the ctta package, which ships no image folders.
+ */
 function resolveBeside(path: string, scenarioFile: string): string {
   if (isAbsolute(path)) return path;
   const beside = isAbsolute(scenarioFile) ? join(dirname(scenarioFile), path) : undefined;
