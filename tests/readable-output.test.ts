@@ -35,6 +35,17 @@ describe('readable output', () => {
     expect(full.stdout).toMatch(/\| glass_blur-5 \|/);
   });
 
+  it('a method with a long set-up says what it is doing (EATA\'s Fisher pass), alone and on a worker', () => {
+    const dir = tmp();
+    const args = ['run', tinyScenario(dir), '--methods', 'eata,source', '--set', 'eata.fisherSize=64', '--seeds', '0'];
+    const one = runCli([...args, '--out', join(dir, 'a')]);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stderr).toMatch(/^run 1\/2 tiny eata seed 0: setting up\nrun 1\/2 tiny eata seed 0: EATA: Fisher information from 64 clean images$/m);
+    const two = runCli([...args, '--out', join(dir, 'b'), '--workers', '2']);
+    expect(two.code, two.stderr).toBe(0);
+    expect(two.stderr).toMatch(/^tiny eata seed 0: EATA: Fisher information from 64 clean images \[worker \d\]$/m);
+  });
+
   it('ctta table --json gives every cell with its statistics; --layout summary is what run prints', () => {
     const dir = tmp();
     const out = join(dir, 'runs');

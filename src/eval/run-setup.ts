@@ -30,6 +30,8 @@ export interface RunSpec {
   label?: string;
   seed: number;
   dataDir?: string;
+  /** Told what the method's set-up is doing (MethodContext.status). */
+  onStatus?: (text: string) => void;
 }
 
 /** Everything a run needs; `dispose` frees the method, the network and the label space. `labels` maps the method's output columns to the dataset's classes. */
@@ -154,6 +156,7 @@ export async function openRun(spec: RunSpec): Promise<OpenRun> {
       headClasses,
       dataset,
       cleanImages: cleanImageSource(scenario, stream, seed, { dataDir: spec.dataDir }),
+      ...(spec.onStatus ? { status: spec.onStatus } : {}),
       companion: async (kind, path) => {
         if (modelPath === undefined) {
           throw new CttaError(`${method!.name} needs a ${kind} checkpoint warmed up on the source model, and ${describeModel(scenario.model)} is trained from scratch`, {

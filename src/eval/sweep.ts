@@ -95,6 +95,7 @@ export type SweepEvent =
   | { type: 'busy'; job: SweepJob; file: string; holder: string }
   | { type: 'start'; job: SweepJob; worker: number }
   | { type: 'warning'; job: SweepJob; worker: number; text: string }
+  | { type: 'status'; job: SweepJob; worker: number; text: string }
   | { type: 'progress'; job: SweepJob; worker: number; progress: RunProgress }
   | { type: 'done'; job: SweepJob; worker: number; summary: RunSummary; file: string }
   | { type: 'failed'; job: SweepJob; worker: number; error: CttaError };
@@ -192,6 +193,7 @@ export async function runSweep(jobs: SweepJob[], o: SweepOptions): Promise<Sweep
           expectIdentity: p.identity,
           onProgress: (progress) => o.onEvent?.({ type: 'progress', job: p.job, worker: 0, progress }),
           onWarning: (text) => o.onEvent?.({ type: 'warning', job: p.job, worker: 0, text }),
+          onStatus: (text) => o.onEvent?.({ type: 'status', job: p.job, worker: 0, text }),
         });
         report.ran++;
         o.onEvent?.({ type: 'done', job: p.job, worker: 0, summary: r.summary, file: r.file! });

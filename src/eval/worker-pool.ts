@@ -63,6 +63,7 @@ export async function runInWorkers(jobs: PlannedJob[], o: SweepOptions, hooks: P
       worker.on('message', (m: { type: string; progress?: RunProgress; summary?: RunSummary; file?: string; text?: string; error?: WorkerError }) => {
         if (m.type === 'ready') next();
         else if (m.type === 'warning') o.onEvent?.({ type: 'warning', job: current!.job, worker: id, text: m.text! });
+        else if (m.type === 'status') o.onEvent?.({ type: 'status', job: current!.job, worker: id, text: m.text! });
         else if (m.type === 'progress') o.onEvent?.({ type: 'progress', job: current!.job, worker: id, progress: m.progress! });
         else if (m.type === 'done') {
           hooks.done(current!);

@@ -33,6 +33,7 @@ try {
       streamWorker: false,
       onProgress: (progress) => port.postMessage({ type: 'progress', progress }),
       onWarning: (text) => port.postMessage({ type: 'warning', text }),
+      onStatus: (text) => port.postMessage({ type: 'status', text }),
     }).then(
       (r) => port.postMessage({ type: 'done', summary: r.summary, file: r.file }),
       (err: unknown) => port.postMessage({ type: 'error', error: describe(err) }),

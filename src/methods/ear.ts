@@ -139,6 +139,7 @@ export class EarMethod extends FrozenMethod<EarOptions> {
     this.head = headValues(this.network);
     const source = new Domain(numClasses, o.hyperDim, undefined);
     this.domains = [source];
+    ctx.status?.(`EAR: HDC class descriptors from ${o.calibrationSize} clean images`);
     const images = await ctx.cleanImages(o.calibrationSize);
     try {
       const cal = calibrateSource(network, this.layers, images, this.projector, source.descriptors);

@@ -195,6 +195,7 @@ export class EataMethod extends GradientMethod<EataOptions> {
       });
     }
     const params = this.trainable();
+    ctx.status?.(`EATA: Fisher information from ${this.options.fisherSize} clean images`);
     const images = await ctx.cleanImages(this.options.fisherSize);
     try {
       this.fisher = this.keep(fisherInformation(this.network, params, images, this.options.fisherBatchSize));

@@ -42,6 +42,12 @@ export interface MethodContext {
    * themselves: the run set-up does, so every file error is reported the same way.
    */
   companion?: (kind: string, path?: string) => Promise<Network>;
+  /**
+   * Says what a long set-up step is doing ("Fisher information from 2000 clean images"), shown
+   * to the user while nothing else moves (before the first batch). Optional: call it as
+   * `ctx.status?.(text)`.
+   */
+  status?: (text: string) => void;
 }
 
 /** Per-batch scalars a method reports (EATA: samples selected; SAR: recovered...); stored in the batch records. */

@@ -149,6 +149,8 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
         if (quiet) return;
         if (e.type === 'skip') return say(`skip ${label} (finished: ${e.file})`);
         if (e.type === 'busy') return say(`skip ${label} (being run by ${e.holder})`);
+        // With several workers, k of "run k/n" is not this job's: name it by its label.
+        if (e.type === 'status') return say(o.workers > 1 ? `${label}: ${e.text} [worker ${e.worker}]` : `run ${begun}/${toRun()} ${label}: ${e.text}`);
         if (o.workers > 1) {
           if (e.type === 'start') say(`run ${begun}/${toRun()} ${label}: started [worker ${e.worker}]`);
           if (e.type === 'done') {
@@ -162,10 +164,14 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
           // Until the first batch (model, stream, a method's warm-up such as EATA's Fisher pass)
           // the bar has nothing to show: say what is happening.
           say(`run ${begun}/${toRun()} ${label}: setting up`);
-          const { format, barSize } = runBarFormat(begun, toRun(), short);
-          bar = progressBar(1, format, { quiet, barSize });
         }
         if (e.type === 'progress') {
+          // Made at the first batch, after any status lines of the set-up (a line printed under
+          // a live bar would be overwritten, so say() stops it).
+          if (!bar) {
+            const { format, barSize } = runBarFormat(begun, toRun(), short);
+            bar = progressBar(1, format, { quiet, barSize });
+          }
           const p = e.progress;
           // ETA from wall-clock time: it includes loading and corrupting the stream.
           const elapsed = (Date.now() - runStarted) / 1000;
