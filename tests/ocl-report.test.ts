@@ -2,14 +2,13 @@
 // runner (with a fake method whose every accuracy is known in advance), the OCL table layout,
 // and the accuracy-matrix heatmap. Every expected number is worked out by hand in the comments.
 import * as tf from '@tensorflow/tfjs';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { plotCommand } from '../src/cli/commands/plot.js';
 import { tableCommand } from '../src/cli/commands/table.js';
 import { matrixMetrics } from '../src/eval/metrics.js';
-import type { BatchRecord, RunHeader, RunSummary } from '../src/eval/records.js';
 import { runScenario } from '../src/eval/runner.js';
 import { registerMethod } from '../src/methods/index.js';
 import type { AdaptationMethod } from '../src/methods/types.js';
@@ -21,6 +20,7 @@ import { registerDataset } from '../src/streams/datasets/index.js';
 import { parseScenario } from '../src/streams/scenario.js';
 import { openStream } from '../src/streams/stream.js';
 import { expectCttaError, ROOT, runCommand, useWasm } from './helpers.js';
+import { batch, header, summary, write } from './result-files.js';
 
 const MIB = 1024 * 1024;
 const tmp = () => mkdtempSync(join(tmpdir(), 'ctta-ocl-'));
@@ -238,31 +238,6 @@ describe('runner: anytime evaluation and state parts', () => {
 
 // ---------------------------------------------------------------------------------------------
 // Tables and heatmaps from hand-made result files.
-
-function header(scenario: string, method: string, seed: number, label: string | undefined, domains: string[], tasks: string[]): RunHeader {
-  return {
-    type: 'header', format: 'ctta-results/1', scenario, scenarioHash: `hash-${scenario}`, method, ...(label ? { label } : {}),
-    methodOptions: label ? { variant: label } : {}, seed, domains, tasks, backend: 'wasm', versions: { tfjs: '4.22.0' }, ctta: '0.1.0',
-    node: 'v20', startedAt: '2025-01-01T00:00:00.000Z',
-  };
-}
-
-function batch(i: number, task: number): BatchRecord {
-  return { type: 'batch', i, start: i * 10, end: i * 10 + 10, task, perDomain: [[0, 10, 8]], predictMs: 1, adaptMs: 2, tensorBytes: 100, rss: 1000 };
-}
-
-function write(dir: string, h: RunHeader, batches: BatchRecord[], s: RunSummary): void {
-  const folder = join(dir, h.scenario, h.label ?? h.method);
-  mkdirSync(folder, { recursive: true });
-  writeFileSync(join(folder, `seed-${h.seed}.jsonl`), [h, ...batches, s].map((r) => JSON.stringify(r)).join('\n') + '\n');
-}
-
-function summary(extra: Partial<RunSummary>): RunSummary {
-  return {
-    type: 'summary', n: 20, errorPerDomain: { clean: 0.2 }, meanError: 0.2, onlineError: 0.2, ece: 0.05,
-    peakTensorBytes: MIB, methodStateBytes: 0, imagesPerSecond: 100, seconds: 1, leakedTensors: 0, ...extra,
-  };
-}
 
 /**
  * Scenario "ocl" (tasks t0, t1): variants er-m100 (3 seeds) and er-m200 (2 seeds) of method er.
