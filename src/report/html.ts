@@ -48,7 +48,8 @@ function tableHtml(rows: TableRow[], caption: string): string {
   const body = rows
     .map((r) => `<tr><th scope="row">${escape(r.method)}</th><td>${r.seeds.length}</td>${r.cells.map((c) => `<td>${escape(formatCell(c))}</td>`).join('')}</tr>`)
     .join('\n');
-  return `<table><caption>${escape(caption)}</caption><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+  // In a scrolling box: a per-domain table of 15 corruptions is wider than the page.
+  return `<div class="wide"><table><caption>${escape(caption)}</caption><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 function metadataHtml(runs: FinishedRun[]): string {
@@ -96,6 +97,7 @@ const STYLE = `
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }
+.wide { overflow-x: auto; max-width: 100%; }
 caption { text-align: left; font-weight: 600; padding-bottom: .3em; }
 th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: right; white-space: nowrap; }
 th[scope=row], thead th:first-child { text-align: left; }
