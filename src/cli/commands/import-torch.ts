@@ -60,7 +60,7 @@ export function importTorchCommand(): Command {
   return new Command('import-torch')
     .description('convert a PyTorch state_dict saved as safetensors into a ctta checkpoint (weights, BN running statistics, manifest)')
     .argument('<file>', 'the state_dict as .safetensors')
-    .requiredOption('--arch <name>', `architecture: ${TORCH_ARCHITECTURES.map((a) => `${a.name} (${a.description})`).join('; ')}`, choiceOption('--arch', TORCH_ARCHITECTURES.map((a) => a.name)))
+    .requiredOption('--arch <name>', `the network the state_dict is from: ${TORCH_ARCHITECTURES.map((a) => a.name).join(', ')} (below)`, choiceOption('--arch', TORCH_ARCHITECTURES.map((a) => a.name)))
     .requiredOption('--out <dir>', 'checkpoint folder to write (e.g. models/cifar10-wrn28_10)')
     .option('--dataset <name>', `the classes the head predicts, in order: ${Object.keys(CLASS_NAMES).join(', ')} (imagenet needs --class-names)`, choiceOption('--dataset', Object.keys(CLASS_NAMES)), 'cifar10')
     .option('--class-names <path>', "the head's class names in order: a folder of class sub-folders (sorted, e.g. ImageNet-C/gaussian_noise/5) or a text file, one per line")
@@ -69,6 +69,9 @@ export function importTorchCommand(): Command {
     .option('--groups <n>', "GroupNorm's groups for a checkpoint without BatchNorm statistics (TTT's GN models: 8)", groupsOption, 8)
     .option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu', 'auto')
     .addHelpText('after', `
+Architectures:
+${TORCH_ARCHITECTURES.map((a) => `  ${a.name.padEnd(11)} ${a.description}`).join('\n')}
+
 Examples:
   ctta import-torch Standard.safetensors --arch wrn28_10 --out models/cifar10-wrn28_10
   ctta import-torch wrn40_2.safetensors --arch wrn --dataset cifar100 --out models/cifar100-wrn40_2

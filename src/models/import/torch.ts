@@ -92,7 +92,7 @@ function wideResNet(name: string, depth?: number): TorchArchitecture {
   const blocksPerStage = (tensors: Map<string, SafeTensor>) => countBlocks(tensors, 'block1.layer');
   return {
     name,
-    description: depth ? `WideResNet-${depth}-<widen> (RobustBench Standard for CIFAR-10-C: widen 10)` : 'WideResNet of any depth 6n+4 and widen, RobustBench naming',
+    description: depth ? `RobustBench's WideResNet-${depth}-<widen> (CIFAR-10-C "Standard": widen 10)` : "RobustBench's WideResNet, any depth 6n+4 and widen",
     defaultInput: [32, 32, 3],
     // RobustBench's models take [0, 1] images (any normalisation is inside the model).
     defaultInputNorm: 'none',
@@ -138,7 +138,7 @@ function tttResNet(name: string, depth?: number): TorchArchitecture {
   const kind = (tensors: Map<string, SafeTensor>) => (tensors.has('bn.running_mean') ? 'batch' : 'group');
   return {
     name,
-    description: depth ? `TTT's ResNet-${depth} (Sun et al. 2020; TENT's and LAME's CIFAR ResNet-26), BatchNorm or GroupNorm, any width` : "TTT's CIFAR ResNet of any depth 6n+2",
+    description: depth ? `TTT's CIFAR ResNet-${depth} (also TENT's and LAME's), BatchNorm or GroupNorm` : "TTT's CIFAR ResNet, any depth 6n+2 and width",
     defaultInput: [32, 32, 3],
     defaultInputNorm: 'ttt',
     zoo(tensors, inputShape) {
@@ -180,7 +180,7 @@ function tttResNet(name: string, depth?: number): TorchArchitecture {
 const RESNET50_BLOCKS = [3, 4, 6, 3];
 const resNet50: TorchArchitecture = {
   name: 'resnet50',
-  description: "torchvision's ResNet-50 (ImageNet-C; IMAGENET1K_V1 is the papers' source model), any width",
+  description: "torchvision's ResNet-50 (ImageNet-C: IMAGENET1K_V1 weights)",
   defaultInput: [224, 224, 3],
   defaultInputNorm: 'imagenet',
   zoo(tensors, inputShape) {
