@@ -172,6 +172,14 @@ describe('ctta import-torch: TTT ResNet-26 and torchvision ResNet-50', () => {
     const explicit = importStateDict(tensors, 'resnet26', [32, 32, 3], { inputNorm: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } });
     expect(maxDiff(logitsOf(explicit, 'ttt26_bn'), fixture('ttt26_bn').logits)).toBeLessThan(1e-4);
     explicit.dispose();
+    // RobustBench's WideResNets take [0, 1] images (none by default), but one trained on normalised images can say so.
+    const wrn = readSafetensors(join(FIXTURE, 'wrn10_1.safetensors'));
+    const byDefault = importStateDict(wrn, 'wrn', [32, 32, 3]);
+    const normalised = importStateDict(wrn, 'wrn', [32, 32, 3], { inputNorm: { mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] } });
+    expect(byDefault.model.layers.some((l) => l.name === 'input_norm')).toBe(false);
+    expect(normalised.spec.options['inputNorm']).toEqual({ mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] });
+    byDefault.dispose();
+    normalised.dispose();
   });
 
   it('mistakes get one line and exit 2: imagenet without class names, the wrong architecture, a bad --input-norm', () => {

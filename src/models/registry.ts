@@ -45,17 +45,18 @@ export function registerModel<O extends Record<string, unknown>>(definition: Mod
 
 const padding = z.enum(['same', 'torch']).default('same');
 const resnetOptions = z.strictObject({ ...commonModelOptions, width: z.number().int().positive().default(16) });
-const wrnOptions = z.strictObject({
-  ...commonModelOptions,
-  depth: z.number().int().refine((d) => d >= 10 && (d - 4) % 6 === 0, 'a WideResNet depth is 6n+4, at least 10').default(28),
-  widen: z.number().int().positive().default(10),
-  padding,
-});
 /** Per-channel (x - mean) / std before the first conv, for weights trained on normalised images. */
 const inputNorm = z
   .strictObject({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) })
   .refine((n) => n.mean.length === n.std.length, 'mean and std need the same number of channels')
   .optional();
+const wrnOptions = z.strictObject({
+  ...commonModelOptions,
+  depth: z.number().int().refine((d) => d >= 10 && (d - 4) % 6 === 0, 'a WideResNet depth is 6n+4, at least 10').default(28),
+  widen: z.number().int().positive().default(10),
+  padding,
+  inputNorm,
+});
 const tttOptions = z.strictObject({
   ...commonModelOptions,
   depth: z.number().int().refine((d) => d >= 8 && (d - 2) % 6 === 0, "TTT's ResNet depth is 6n+2, at least 8").default(26),

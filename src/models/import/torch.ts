@@ -252,9 +252,6 @@ export function importStateDict(raw: Map<string, SafeTensor>, archName: string, 
   const zoo = arch.zoo(tensors, inputShape);
   const architecture = zoo.architecture;
   const inputNorm = extra.inputNorm === undefined || extra.inputNorm === 'default' ? INPUT_NORMS[arch.defaultInputNorm] : extra.inputNorm === 'none' ? undefined : extra.inputNorm;
-  if (inputNorm && arch.name.startsWith('wrn')) {
-    throw new CttaError(`--arch ${arch.name}: ctta's WideResNet takes no input normalisation`, { fix: 'RobustBench models take [0, 1] images: drop --input-norm' });
-  }
   if (inputNorm && inputNorm.mean.length !== inputShape[2]) {
     throw new CttaError(`the input normalisation has ${inputNorm.mean.length} channel means, the input ${inputShape[2]} channels`, { fix: 'give one mean and one std per input channel' });
   }

@@ -17,6 +17,8 @@ export interface WideResNetOptions {
   seed: number;
   /** 'torch' for weights imported from PyTorch (builder.ts). */
   padding: PaddingKind;
+  /** (x - mean) / std before the stem, for weights trained on normalised images. */
+  inputNorm?: { mean: number[]; std: number[] };
 }
 
 export function buildWideResNet(o: WideResNetOptions): tf.LayersModel {
@@ -24,7 +26,7 @@ export function buildWideResNet(o: WideResNetOptions): tf.LayersModel {
   const blocks = (o.depth - 4) / 6;
   const b = new GraphBuilder(o.seed, o.norm, o.groups, o.padding);
   const input = tf.input({ shape: o.inputShape, name: 'image' });
-  let x = b.conv(input, 'stem_conv', 16, 3, 1);
+  let x = b.conv(b.inputNorm(input, o.inputNorm), 'stem_conv', 16, 3, 1);
   for (let stage = 0; stage < 3; stage++) {
     const filters = 16 * o.widen * 2 ** stage;
     for (let i = 0; i < blocks; i++) {
