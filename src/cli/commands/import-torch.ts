@@ -36,7 +36,7 @@ async function readClassNames(path: string): Promise<string[]> {
 
 /** --input-norm: a name of INPUT_NORMS, or "m1,m2,m3/s1,s2,s3". */
 function inputNormOption(value: string): InputNorm | 'none' {
-  if (value in INPUT_NORMS) return INPUT_NORMS[value] ?? 'none';
+  if (Object.hasOwn(INPUT_NORMS, value)) return INPUT_NORMS[value] ?? 'none';
   const [mean, std, ...rest] = value.split('/').map((part) => part.split(',').map(Number));
   if (!mean || !std || rest.length > 0 || mean.length !== std.length || [...mean, ...std].some((v) => !Number.isFinite(v)) || std.some((v) => v <= 0)) {
     throw new InvalidArgumentError(`--input-norm must be ${Object.keys(INPUT_NORMS).join(', ')} or MEANS/STDS like 0.5,0.5,0.5/0.25,0.25,0.25, got "${value}"`);
