@@ -87,7 +87,7 @@ registerModel(resnet('resnet8', 8, 'CIFAR-style ResNet-8 (1 block per stage), Ba
 registerModel(resnet('resnet20', 20, 'CIFAR-style ResNet-20 (3 blocks per stage), BatchNorm'));
 registerModel(resnet('resnet26', 26, 'CIFAR-style ResNet-26 (4 blocks per stage), BatchNorm'));
 registerModel(resnet('resnet8_gn', 8, 'ResNet-8 with GroupNorm (batch-independent; for label-shift studies)', { norm: 'group' }));
-registerModel(resnet('resnet26_gn', 26, 'ResNet-26 with GroupNorm, as in the TTT/LAME label-shift experiments', { norm: 'group' }));
+registerModel(resnet('resnet26_gn', 26, "ResNet-26 with GroupNorm (batch-independent); TTT's own GN ResNet-26 is ttt_resnet26", { norm: 'group' }));
 registerModel(resnet18('resnet18', 64, 'ResNet-18 for small images (3x3 stem, no max-pool; 11.2M parameters), as the OCL code trains from scratch'));
 registerModel(resnet18('resnet18_reduced', 20, "reduced ResNet-18 (width 20; 1.1M parameters): the OCL benchmarks' model (Mai et al., OnPro, OCM)"));
 registerModel({

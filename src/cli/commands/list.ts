@@ -56,7 +56,8 @@ Examples:
           return;
         }
         case 'models':
-          for (const m of listModels()) console.log(`${m.name.padEnd(14)} ${m.description}`);
+          const width = Math.max(...listModels().map((m) => m.name.length));
+          for (const m of listModels()) console.log(`${m.name.padEnd(width)}  ${m.description}`);
           return;
         case 'orderings':
           for (const o of orderingNames()) console.log(o);
