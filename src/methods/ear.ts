@@ -376,6 +376,7 @@ registerMethod({
   name: 'ear',
   description: 'EAR: frozen encoder, HDC (HDFF) shift detection, one small adaptor per detected domain trained on its labels, inputs routed by HDC similarity',
   usesLabels: true,
+  fullHead: true,
   options: earOptions,
   create: (o) => new EarMethod(o),
 });

@@ -76,6 +76,7 @@ registerMethod({
   name: 'er',
   description: 'ER: experience replay, one SGD step per batch on the stream batch + a replay batch (reservoir memory); labels after prediction',
   usesLabels: true,
+  fullHead: true,
   options: erOptions,
   create: (o) => new ErMethod(o),
 });

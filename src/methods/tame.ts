@@ -399,6 +399,7 @@ registerMethod({
   name: 'tame',
   description: 'TAME (online single-pass variant): one expert per task, task shifts detected from a 3-sigma jump of the EWMA loss, switch to an old expert or spawn one; a selector trained on a reservoir memory routes predictions; labels after prediction',
   usesLabels: true,
+  fullHead: true,
   options: tameOptions,
   create: (o) => new TameMethod(o),
 });

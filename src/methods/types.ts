@@ -96,6 +96,12 @@ export interface MethodDefinition<O extends Record<string, unknown> = Record<str
   name: string;
   description: string;
   usesLabels: boolean;
+  /**
+   * The method trains a head over every class of the dataset, so it cannot start from a
+   * checkpoint whose head predicts only some (`"modelClasses": "subset"`, e.g. the base-5 model):
+   * its init refuses one. Declared so sweeps and reports know before running (default false).
+   */
+  fullHead?: boolean;
   /** Validates options and fills defaults (zod's `parse` or any function that throws on bad input). */
   options: { parse(input: unknown): O; shape?: Record<string, unknown> };
   /**

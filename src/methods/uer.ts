@@ -121,6 +121,7 @@ registerMethod({
   name: 'uer',
   description: 'UER: experience replay where the stream batch is learned through cosine logits (angle only) and the replay batch through the dot-product logits; predicts with the dot-product logits',
   usesLabels: true,
+  fullHead: true,
   options: uerOptions,
   create: (o) => new UerMethod(o),
 });

@@ -485,6 +485,7 @@ registerMethod({
   name: 'onpro',
   description: 'OnPro: online prototype learning (OPE + APF mixup + OCM instance loss), Adam, replay memory; labels after prediction',
   usesLabels: true,
+  fullHead: true,
   options: onproOptions,
   // The authors' main.py / train.py per dataset; Fashion-MNIST takes CIFAR-10's row with one change.
   defaults: {
