@@ -113,7 +113,9 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
       const backend = await setBackend(o.backend, { threads: o.threads });
       const quiet = o.quiet || o.json;
       let bar: Progress | undefined;
-      let runStarted = Date.now();
+      // The first batch of the current run (time, index): its ETA is measured from there, so the
+      // set-up (model, stream, EATA's Fisher pass) does not inflate it.
+      let firstBatch: { at: number; batch: number } | undefined;
       const started = Date.now();
       const warned = new Set<string>();
       const say = (line: string) => {
@@ -160,7 +162,7 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
           return;
         }
         if (e.type === 'start') {
-          runStarted = Date.now();
+          firstBatch = undefined;
           // Until the first batch (model, stream, a method's warm-up such as EATA's Fisher pass)
           // the bar has nothing to show: say what is happening.
           say(`run ${begun}/${toRun()} ${label}: setting up`);
@@ -173,10 +175,13 @@ Two sweeps on one --out share the work: each skips the runs the other is computi
             bar = progressBar(1, format, { quiet, barSize });
           }
           const p = e.progress;
-          // ETA from wall-clock time: it includes loading and corrupting the stream.
-          const elapsed = (Date.now() - runStarted) / 1000;
+          firstBatch ??= { at: Date.now(), batch: p.batch };
+          // Wall-clock time per batch since the first one (it includes reading and corrupting the
+          // stream); nothing to measure until a second batch.
+          const done = p.batch - firstBatch.batch;
+          const left = done > 0 ? formatSeconds(((Date.now() - firstBatch.at) / 1000 / done) * (p.batches - p.batch)) : '-';
           const eta = sweepEta();
-          bar?.update(p.batch / p.batches, { err: (p.error * 100).toFixed(1), ips: p.imagesPerSecond.toFixed(0), eta_t: formatSeconds((elapsed * (p.batches - p.batch)) / Math.max(p.batch, 1)), sweep: eta ? ` all ${eta}` : '' });
+          bar?.update(p.batch / p.batches, { err: (p.error * 100).toFixed(1), ips: p.imagesPerSecond.toFixed(0), eta_t: left, sweep: eta ? ` all ${eta}` : '' });
         }
         if (e.type === 'done') {
           bar?.stop();
