@@ -40,21 +40,17 @@ for m in er onpro uer tame; do
     sets+=(--set "$m-m$size.memorySize=$size")
   done
 done
-ocl=source,er,acil,aef-ocl,ds-al,onpro,uer,ear,tame
 for scenario in fmnist-class-incremental fmnist-base5-incremental fmnist-class-incremental-imbalanced fmnist-domain-incremental; do
-  if [ "$scenario" = fmnist-class-incremental ]; then
-    methods="source,acil,aef-ocl,ds-al,ear,$replay"
-    ctta run "$scenario" --methods "$methods" "${sets[@]}" --out results --workers "$workers" --quiet "${extra[@]}" >/dev/null
-    methods=$(echo "$methods" | sed 's/=[a-z]*//g')
-  elif [ "$scenario" != fmnist-domain-incremental ]; then
-    # The base-5 checkpoint predicts 5 classes: only the methods that fit a new head on its
-    # frozen backbone can start from it (the others declare fullHead and refuse it).
-    methods=source,acil,aef-ocl,ds-al
-    ctta run "$scenario" --methods "$methods" --out results --workers "$workers" --quiet "${extra[@]}" >/dev/null
-  else
-    methods=$ocl
-    ctta run "$scenario" --methods "$methods" --out results --workers "$workers" --quiet "${extra[@]}" >/dev/null
-  fi
+  args=()
+  case "$scenario" in
+    fmnist-class-incremental) methods="source,acil,aef-ocl,ds-al,ear,$replay"; args=("${sets[@]}") ;;
+    # The base-5 checkpoint predicts 5 classes: only the methods that fit a new head on its frozen
+    # backbone can start from it (the others declare fullHead and refuse it).
+    fmnist-base5-incremental | fmnist-class-incremental-imbalanced) methods=source,acil,aef-ocl,ds-al ;;
+    *) methods=source,er,acil,aef-ocl,ds-al,onpro,uer,ear,tame ;;
+  esac
+  ctta run "$scenario" --methods "$methods" "${args[@]}" --out results --workers "$workers" --quiet "${extra[@]}" >/dev/null
+  methods=$(echo "$methods" | sed 's/=[a-z]*//g') # the variants' labels
   show table results --scenario "$scenario" --methods "$methods" --out "results/$scenario.md"
   show table results --scenario "$scenario" --methods "$methods" --out "results/$scenario.csv"
   show plot results --scenario "$scenario" --methods "$methods" --kind matrix --out "results/$scenario-matrix.svg"
