@@ -8,9 +8,8 @@ import { CttaError } from '../errors.js';
 import { Registry } from '../util/registry.js';
 import { Network } from './network.js';
 import { buildBottleneckResNet } from './zoo/bottleneck-resnet.js';
-import { buildPreActResNet } from './zoo/preact-resnet.js';
+import { buildTttResNet, buildWideResNet } from './zoo/preact-resnet.js';
 import { buildResNet, cifarResNetBlocks } from './zoo/resnet.js';
-import { buildWideResNet } from './zoo/wide-resnet.js';
 
 /**
  * Options every zoo model takes; spread them into a registered model's schema so that
@@ -108,14 +107,14 @@ registerModel({
   name: 'ttt_resnet26',
   description: "TTT's CIFAR ResNet-26 (Sun et al. 2020; also TENT's and LAME's): pre-activation, parameter-free shortcuts, BatchNorm or GroupNorm; load it with ctta import-torch --arch resnet26",
   schema: tttOptions,
-  build: (o) => buildPreActResNet(o),
+  build: (o) => buildTttResNet(o),
   fixed: { depth: 26 },
 });
 registerModel({
   name: 'ttt_resnet',
   description: "TTT's CIFAR ResNet of any depth 6n+2 and width (ttt_resnet26 is depth 26)",
   schema: tttOptions,
-  build: (o) => buildPreActResNet(o),
+  build: (o) => buildTttResNet(o),
 });
 registerModel({
   name: 'resnet50',

@@ -7,18 +7,12 @@
  * it (`ctta import-torch --arch resnet50`); `width` below 64 gives small test networks.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GraphBuilder, type NormKind, type PaddingKind } from './builder.js';
+import { GraphBuilder, type ZooBuildOptions } from './builder.js';
 
-export interface BottleneckResNetOptions {
+export interface BottleneckResNetOptions extends ZooBuildOptions {
   blocks: number[];
+  /** Channels of the first stage (64 in torchvision). */
   width: number;
-  inputShape: [number, number, number];
-  numClasses: number;
-  norm: NormKind;
-  groups: number;
-  seed: number;
-  padding: PaddingKind;
-  inputNorm?: { mean: number[]; std: number[] };
   name: string;
 }
 

@@ -18,6 +18,20 @@ export type NormKind = 'batch' | 'group';
  */
 export type PaddingKind = 'same' | 'torch';
 
+/** The options every zoo builder of imported architectures takes (registry.ts validates them). */
+export interface ZooBuildOptions {
+  inputShape: [number, number, number];
+  numClasses: number;
+  norm: NormKind;
+  /** GroupNorm groups (ignored for BatchNorm). */
+  groups: number;
+  seed: number;
+  /** 'torch' for weights imported from PyTorch. */
+  padding: PaddingKind;
+  /** (x - mean) / std per channel before the stem, for weights trained on normalised images. */
+  inputNorm?: { mean: number[]; std: number[] };
+}
+
 export class GraphBuilder {
   private seedCounter: number;
 
